@@ -1,0 +1,49 @@
+"""The `seqlab` command: `seqlab <task> <action> [flags]`; `seqlab <task> <action> --help` for each.
+
+User errors (bad files, wrong flags, a checkpoint of another task) end as one line on stderr
+and exit status 2, with no traceback. Ctrl-C saves the training progress and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from seqlab import __version__
+from seqlab.errors import UserError
+from seqlab.tasks import classify, demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seqlab",
+        description="Recurrent sequence models (RNN, LSTM, GRU): train them on your files, "
+                    "evaluate them, use them.",
+        epilog="Start with `seqlab demo`, then `seqlab classify train --help`.",
+    )
+    p.add_argument("--version", action="version", version=f"seqlab {__version__}")
+    sub = p.add_subparsers(dest="task", required=True, metavar="<task>")
+    demo.register(sub)
+    classify.register(sub)
+    return p
+
+
+def _sigterm(signum, frame):  # a polite kill saves progress like Ctrl-C does
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if argv is None:
+        signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"seqlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `seqlab ... | head`
+        return 0

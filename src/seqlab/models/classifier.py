@@ -1,0 +1,75 @@
+"""Sequence classification: the shared encoder, a pooling step, a linear layer.
+
+    ids (batch, time) -> encoder outputs (batch, time, d) -> pooled (batch, d) -> logits (batch, classes)
+
+Pooling choices:
+  last  the final hidden state of the top layer (both directions for a BiLSTM); the classic RNN
+        classifier, where the last state must remember everything that matters
+  mean  the average of the outputs over the valid (non-padded) steps
+  max   the element-wise maximum over the valid steps
+With cell 'none' the encoder has no recurrence and 'mean' gives the bag-of-embeddings baseline,
+which cannot tell "good, not bad" from "bad, not good".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
+
+POOLINGS = ("last", "mean", "max")
+
+
+@dataclass
+class ClassifierConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    num_classes: int = 2
+    pooling: str = "last"
+    head_dropout: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> ClassifierConfig:
+        return cls(**{**d, "encoder": EncoderConfig(**d["encoder"])})
+
+
+def pool(outputs: torch.Tensor, lengths: torch.Tensor | None, how: str) -> torch.Tensor:
+    """Pool (batch, time, d) outputs over the valid steps of each sequence -> (batch, d)."""
+    if lengths is None:
+        return outputs.mean(1) if how == "mean" else outputs.max(1).values
+    mask = (torch.arange(outputs.shape[1])[None, :] < lengths[:, None]).to(outputs.device)
+    if how == "mean":
+        return (outputs * mask[..., None]).sum(1) / lengths.to(outputs.device)[:, None].clamp(min=1)
+    if how == "max":
+        return outputs.masked_fill(~mask[..., None], float("-inf")).max(1).values
+    raise ValueError(f"unknown pooling {how!r}; choose one of {', '.join(POOLINGS)}")
+
+
+class TextClassifier(nn.Module):
+    """Classify whole sequences (token ids or numeric feature sequences)."""
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        if cfg.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {cfg.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if cfg.encoder.cell == "none" and cfg.pooling == "last":
+            raise ValueError("cell 'none' has no final state; use pooling 'mean' or 'max'")
+        self.cfg = cfg
+        self.encoder = RecurrentEncoder(cfg.encoder)
+        self.dropout = nn.Dropout(cfg.head_dropout)
+        self.out = nn.Linear(cfg.encoder.output_dim, cfg.num_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,)
+        -> logits (batch, num_classes)."""
+        enc = self.encoder(ids, lengths)
+        if self.cfg.pooling == "last":
+            pooled = enc.final_hidden()
+        else:
+            pooled = pool(enc.outputs, lengths, self.cfg.pooling)
+        return self.out(self.dropout(pooled))

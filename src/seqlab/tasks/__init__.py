@@ -1,0 +1,1 @@
+"""End-to-end tasks behind `seqlab <task> ...`; each module registers its own sub-commands."""

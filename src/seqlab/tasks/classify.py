@@ -1,0 +1,264 @@
+"""Text classification end to end: `seqlab classify train | eval | predict`.
+
+`ClassifyPipeline` is what a checkpoint holds: tokenizer + vocabulary + label set + model.
+It turns raw strings into probabilities, and is saved and loaded as one unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqlab import __version__
+from seqlab.data import BucketBatcher, Vocab, build_tokenizer, read_lines, read_table, tokenizer_from_json
+from seqlab.errors import UserError
+from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
+from seqlab.train import Trainer, resolve_checkpoint
+from seqlab.train.checkpoint import load_weights, read_config, read_json
+from seqlab.train.metrics import classification_metrics, format_confusion
+from seqlab.train.trainer import pick_device
+from seqlab.tasks import common
+
+TASK = "classify"
+
+
+class ClassifyPipeline:
+    """Tokenizer, vocabulary, labels and model: raw text in, class probabilities out."""
+
+    def __init__(self, tokenizer, vocab: Vocab, labels: Vocab, model: TextClassifier, data: dict):
+        self.tokenizer, self.vocab, self.labels, self.model, self.data = tokenizer, vocab, labels, model, data
+
+    def encode(self, texts: list[str]) -> list[torch.Tensor]:
+        """Token ids of each text (1-d long tensors); an empty text becomes a single <unk>."""
+        max_len = self.data.get("max_len") or None
+        out = []
+        for t in texts:
+            ids = self.vocab.encode(self.tokenizer.tokenize(t))[:max_len] or [self.vocab.unk_id]
+            out.append(torch.tensor(ids, dtype=torch.long))
+        return out
+
+    def batches(self, texts: list[str], labels: list[str] | None = None, batch_size: int = 256,
+                **kw) -> BucketBatcher:
+        targets = torch.tensor(self.labels.encode(labels)) if labels is not None else None
+        return BucketBatcher(self.encode(texts), targets, batch_size, self.vocab.pad_id, **kw)
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        """(n, classes) probabilities, rows in the order of `texts`."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        probs = torch.empty(len(texts), len(self.labels))
+        for b in self.batches(texts, batch_size=batch_size):
+            probs[b.index] = F.softmax(self.model(b.ids.to(device), b.lengths), -1).float().cpu()
+        return probs.numpy()
+
+    def meta(self, train_cfg) -> dict:
+        config = {"task": TASK, "seqlab": __version__, "model": self.model.cfg.to_json(),
+                  "data": self.data, "train": asdict(train_cfg)}
+        vocab = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json(),
+                 "labels": self.labels.to_json()}
+        return {"config.json": config, "vocab.json": vocab}
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> ClassifyPipeline:
+        ckpt = resolve_checkpoint(path)
+        cfg = read_config(ckpt, TASK)
+        v = read_json(ckpt, "vocab.json")
+        model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
+        load_weights(model, ckpt)
+        model.to(pick_device(device))
+        return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]),
+                   Vocab.from_json(v["labels"]), model, cfg["data"])
+
+
+def _read_labelled(path, data: dict) -> tuple[list[str], list[str], list[int]]:
+    table = read_table(path, [data["text_col"], data["label_col"]], data["delimiter"],
+                       data["header"], data["encoding"])
+    for text, label, line in zip(table.column(0), table.column(1), table.lines):
+        if not text:
+            raise UserError(f"{path}: line {line} has an empty text; remove or fill that row")
+        if not label:
+            raise UserError(f"{path}: line {line} has an empty label; remove or fill that row")
+    return table.column(0), table.column(1), table.lines
+
+
+def _evaluate(pipe: ClassifyPipeline, texts, labels, batch_size=256) -> dict:
+    probs = pipe.predict_proba(texts, batch_size)
+    gold = np.array(pipe.labels.encode(labels))
+    m = classification_metrics(gold, probs.argmax(1), len(pipe.labels))
+    m["loss"] = float(-np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None)).mean())
+    m["n"] = len(gold)
+    return m
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    data = {"text_col": a.text_col, "label_col": a.label_col, "delimiter": a.delimiter, "header": a.header,
+            "encoding": a.encoding, "tokenizer": a.tokenizer, "lowercase": a.lowercase,
+            "min_freq": a.min_freq, "max_vocab": a.max_vocab, "max_len": a.max_len}
+    tcfg = common.train_config(a)
+    out = common.check_out_dir(a.out, a.resume, a.overwrite)
+    texts, labels, _ = _read_labelled(a.train, data)
+    if a.dev:
+        dev_texts, dev_labels, dev_lines = _read_labelled(a.dev, data)
+    else:  # hold out a seeded fraction of the training file
+        perm = np.random.default_rng(a.seed).permutation(len(texts))
+        k = max(1, int(len(texts) * a.dev_fraction))
+        dev_idx, tr_idx = perm[:k], perm[k:]
+        dev_texts, dev_labels = [texts[i] for i in dev_idx], [labels[i] for i in dev_idx]
+        texts, labels = [texts[i] for i in tr_idx], [labels[i] for i in tr_idx]
+        dev_lines = None
+    label_vocab = Vocab.labels(labels)
+    if len(label_vocab) < 2:
+        raise UserError(f"{a.train}: the label column {a.label_col!r} has only one class "
+                        f"({label_vocab.itos[0]!r}); a classifier needs at least two")
+    unseen = sorted(set(dev_labels) - set(label_vocab.itos))
+    if unseen:
+        where = f" (line {dev_lines[dev_labels.index(unseen[0])]})" if dev_lines else ""
+        raise UserError(f"{a.dev}: label {unseen[0]!r}{where} never occurs in {a.train}; "
+                        "fix the label or add training examples of it")
+    tok = build_tokenizer(a.tokenizer, texts, a.lowercase, a.subword_vocab)
+    vocab = Vocab.build((tok.tokenize(t) for t in texts), a.min_freq, a.max_vocab)
+    enc = common.encoder_config(a, len(vocab), vocab.pad_id)
+    if a.cell == "none" and a.pooling == "last":
+        a.pooling = "mean"
+    cfg = ClassifierConfig(enc, len(label_vocab), a.pooling, a.dropout)
+    torch.manual_seed(a.seed)
+    pipe = ClassifyPipeline(tok, vocab, label_vocab, TextClassifier(cfg), data)
+    batches = pipe.batches(texts, labels, tcfg.batch_size, shuffle=True, bucket=not a.no_bucket, seed=a.seed)
+
+    def step_fn(model, batch):
+        return F.cross_entropy(model(batch.ids, batch.lengths), batch.targets)
+
+    def eval_fn(model):
+        return _evaluate(pipe, dev_texts, dev_labels)
+
+    n_params = sum(p.numel() for p in pipe.model.parameters())
+    print(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab)}, "
+          f"classes {label_vocab.itos}, {n_params:,} parameters")
+    trainer = Trainer(pipe.model, tcfg, out, step_fn, eval_fn, metric="accuracy", mode="max",
+                      meta=pipe.meta(tcfg))
+    st = trainer.fit(batches, resume=a.resume)
+    best = ClassifyPipeline.load(out / "best")
+    m = _evaluate(best, dev_texts, dev_labels)
+    summary = {"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"], "best_epoch": st["best_epoch"],
+               "train_seconds": round(st["elapsed"], 1), "steps": st["step"], "parameters": n_params}
+    common.write_text_atomic(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    print(f"best dev accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f} (epoch {st['best_epoch']}), "
+          f"trained {st['elapsed']:.0f}s; model in {out / 'best'}")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    pipe = ClassifyPipeline.load(a.model, a.device)
+    data = dict(pipe.data)
+    for k in ("text_col", "label_col", "delimiter", "encoding"):
+        if getattr(a, k) is not None:
+            data[k] = getattr(a, k)
+    if a.no_header:
+        data["header"] = False
+    texts, labels, lines = _read_labelled(a.data, data)
+    unknown = [(lb, ln) for lb, ln in zip(labels, lines) if lb not in pipe.labels]
+    if unknown:
+        raise UserError(f"{a.data}: line {unknown[0][1]} has label {unknown[0][0]!r}, which the model "
+                        f"never saw (it knows {pipe.labels.itos}); fix the label column")
+    m = _evaluate(pipe, texts, labels)
+    if a.json:
+        print(json.dumps({"data": str(a.data), **m}))
+    else:
+        print(f"{a.data}: {m['n']} examples  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+              f"loss {m['loss']:.4f}")
+        print(format_confusion(m["confusion_matrix"], pipe.labels.itos))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    pipe = ClassifyPipeline.load(a.model, a.device)
+    if a.input and a.texts:
+        raise UserError("give texts on the command line or --input FILE, not both")
+    if a.input:
+        name = Path(a.input).name.removesuffix(".gz")
+        if name.endswith((".csv", ".tsv")):
+            d = pipe.data
+            texts = read_table(a.input, [a.text_col or d["text_col"]], a.delimiter or d["delimiter"],
+                               d["header"], a.encoding or d["encoding"]).column(0)
+        else:
+            texts = read_lines(a.input, a.encoding or pipe.data["encoding"])
+    elif a.texts:
+        texts = a.texts
+    else:
+        raise UserError("nothing to predict: give texts, or --input FILE")
+    probs = pipe.predict_proba(texts)
+    names = pipe.labels.itos
+    pred = [names[i] for i in probs.argmax(1)]
+    if a.output:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["text", "label", *[f"p_{n}" for n in names]])
+        for t, lb, p in zip(texts, pred, probs):
+            w.writerow([t, lb, *[f"{x:.6f}" for x in p]])
+        common.write_text_atomic(a.output, buf.getvalue())
+        print(f"wrote {len(texts)} predictions to {a.output}")
+    elif a.json:
+        for t, lb, p in zip(texts, pred, probs):
+            print(json.dumps({"text": t, "label": lb, "probs": dict(zip(names, map(float, p)))}))
+    else:
+        for t, lb, p in zip(texts, pred, probs):
+            shown = "  ".join(f"{n} {x:.3f}" for n, x in zip(names, p))
+            print(f"{lb}\t({shown})\t{t}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="text classification (sentiment, topics, ...)",
+                       description="Train, evaluate and use a recurrent text classifier.")
+    s = p.add_subparsers(dest="action", required=True, metavar="{train,eval,predict}")
+
+    t = s.add_parser("train", help="train a classifier on a labelled CSV/TSV file")
+    t.add_argument("--train", required=True, help="labelled training file (CSV/TSV, optionally .gz)")
+    t.add_argument("--dev", help="labelled dev file for model selection; default: hold out --dev-fraction")
+    t.add_argument("--dev-fraction", type=float, default=0.1,
+                   help="share of --train held out as dev when no --dev is given (default: %(default)s)")
+    common.add_table_args(t)
+    t.add_argument("--label-col", default="label",
+                   help="column holding the label: a name or 0-based index (default: %(default)s)")
+    common.add_tokenizer_args(t)
+    common.add_encoder_args(t)
+    t.add_argument("--pooling", choices=POOLINGS, default="last",
+                   help="how the sequence becomes one vector: final state, mean or max over steps "
+                        "(default: %(default)s)")
+    t.add_argument("--no-bucket", action="store_true",
+                   help="batch in random order without grouping similar lengths (slower)")
+    common.add_train_args(t)
+    t.set_defaults(func=cmd_train)
+
+    e = s.add_parser("eval", help="accuracy, macro-F1 and confusion matrix on a labelled file")
+    e.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a classifier")
+    e.add_argument("--data", required=True, help="labelled CSV/TSV file")
+    e.add_argument("--text-col", default=None, help="text column (default: as in training)")
+    e.add_argument("--label-col", default=None, help="label column (default: as in training)")
+    e.add_argument("--delimiter", default=None, help="field separator (default: as in training)")
+    e.add_argument("--no-header", action="store_true", help="the file has no header row")
+    e.add_argument("--encoding", default=None, help="file encoding (default: as in training)")
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    e.set_defaults(func=cmd_eval)
+
+    r = s.add_parser("predict", help="label new texts, with class probabilities")
+    r.add_argument("texts", nargs="*", help="texts to classify")
+    r.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a classifier")
+    r.add_argument("--input", help="file of texts: CSV/TSV (reads --text-col) or plain text, one per line")
+    r.add_argument("--output", help="write a CSV of text, label and one probability per class here")
+    r.add_argument("--text-col", default=None, help="text column of a CSV/TSV --input (default: as in training)")
+    r.add_argument("--delimiter", default=None, help="field separator of --input (default: as in training)")
+    r.add_argument("--encoding", default=None, help="encoding of --input (default: as in training)")
+    r.add_argument("--json", action="store_true", help="print one JSON object per text")
+    r.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    r.set_defaults(func=cmd_predict)

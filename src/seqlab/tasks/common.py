@@ -1,0 +1,140 @@
+"""Command-line pieces every task shares: the flags for data files, the encoder and training,
+and the step from parsed flags to the config dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from seqlab.errors import UserError
+from seqlab.models.encoder import CELLS, EncoderConfig
+from seqlab.train.trainer import SCHEDULES, TrainConfig
+
+
+def add_table_args(p: argparse.ArgumentParser, text_default: str = "text") -> None:
+    g = p.add_argument_group("input files")
+    g.add_argument("--text-col", default=text_default,
+                   help="column holding the text: a header name or a 0-based index (default: %(default)s)")
+    g.add_argument("--delimiter", default=None,
+                   help="field separator; default: ',' for .csv, TAB for .tsv or a tab in the first line")
+    g.add_argument("--no-header", dest="header", action="store_false",
+                   help="the files have no header row (give columns by index)")
+    g.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the files, e.g. latin-1 (default: %(default)s)")
+
+
+def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word") -> None:
+    g = p.add_argument_group("tokens and vocabulary")
+    g.add_argument("--tokenizer", choices=["char", "word", "subword"], default=default,
+                   help="split text into characters, words, or BPE subwords learned from --train "
+                        "(default: %(default)s)")
+    g.add_argument("--lowercase", action="store_true", help="lower-case all text first")
+    g.add_argument("--min-freq", type=int, default=1,
+                   help="keep tokens seen at least this often in training; rarer ones become <unk> "
+                        "(default: %(default)s)")
+    g.add_argument("--max-vocab", type=int, default=None,
+                   help="keep at most this many tokens, most frequent first (default: no limit)")
+    g.add_argument("--subword-vocab", type=int, default=8000,
+                   help="BPE vocabulary size for --tokenizer subword (default: %(default)s)")
+    g.add_argument("--max-len", type=int, default=0,
+                   help="truncate examples to this many tokens; 0 = keep all (default: %(default)s)")
+
+
+def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128) -> None:
+    g = p.add_argument_group("recurrent encoder")
+    g.add_argument("--cell", choices=CELLS, default="lstm",
+                   help="recurrent cell: rnn (tanh), rnn_relu, lstm, gru, or none (bag of embeddings) "
+                        "(default: %(default)s)")
+    g.add_argument("--layers", type=int, default=1, help="stacked layers (default: %(default)s)")
+    g.add_argument("--hidden", type=int, default=hidden, help="hidden size per direction (default: %(default)s)")
+    g.add_argument("--embed", type=int, default=embed, help="embedding size (default: %(default)s)")
+    g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
+    g.add_argument("--dropout", type=float, default=0.3,
+                   help="dropout between stacked layers and before the output layer (default: %(default)s)")
+    g.add_argument("--embed-dropout", type=float, default=0.0,
+                   help="dropout on the embeddings (default: %(default)s)")
+    g.add_argument("--locked-dropout", action="store_true",
+                   help="use one dropout mask per sequence, the same at every step (variational)")
+    g.add_argument("--residual", action="store_true", help="residual connections between stacked layers")
+    g.add_argument("--layer-norm", action="store_true", help="layer normalisation after each layer")
+
+
+def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
+    g.add_argument("--epochs", type=int, default=epochs, help="passes over the training data (default: %(default)s)")
+    g.add_argument("--batch", type=int, default=batch, help="examples per batch (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=lr, help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
+    g.add_argument("--clip", type=float, default=1.0,
+                   help="clip the global gradient norm to this; 0 = no clipping (default: %(default)s)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="learning-rate schedule over all steps (default: %(default)s)")
+    g.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default: %(default)s)")
+    g.add_argument("--patience", type=int, default=3,
+                   help="stop after this many epochs without dev improvement; 0 = never (default: %(default)s)")
+    g.add_argument("--time", type=float, default=0.0,
+                   help="stop after this many minutes of training; 0 = no limit (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: %(default)s)")
+    g.add_argument("--save-every", type=int, default=500,
+                   help="also checkpoint last/ every N steps, for resuming after a kill (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch; 0 = torch's default (default: %(default)s)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+
+
+def encoder_config(a: argparse.Namespace, vocab_size: int, pad_id: int = 0, input_dim: int = 0) -> EncoderConfig:
+    for name in ("layers", "hidden", "embed"):
+        if getattr(a, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    return EncoderConfig(
+        vocab_size=vocab_size, input_dim=input_dim, embed_dim=a.embed, hidden=a.hidden, layers=a.layers,
+        cell=a.cell, bidirectional=a.bidirectional, dropout=a.dropout, embed_dropout=a.embed_dropout,
+        locked_dropout=a.locked_dropout, residual=a.residual, layer_norm=a.layer_norm, pad_id=pad_id,
+    )
+
+
+def train_config(a: argparse.Namespace) -> TrainConfig:
+    if a.epochs < 1 or a.batch < 1:
+        raise UserError("--epochs and --batch must be at least 1")
+    if a.lr <= 0:
+        raise UserError("--lr must be positive")
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    return TrainConfig(
+        epochs=a.epochs, batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, clip=a.clip,
+        schedule=a.schedule, warmup=a.warmup, patience=a.patience, seed=a.seed, device=a.device,
+        save_every=a.save_every, time_budget=a.time * 60,
+    )
+
+
+def check_out_dir(out: str, resume: bool, overwrite: bool) -> Path:
+    """Refuse to silently overwrite an earlier run; the user must say --resume or --overwrite."""
+    path = Path(out)
+    if resume:
+        if not (path / "last").is_dir():
+            raise UserError(f"{path} holds no run to resume (no last/ checkpoint); drop --resume")
+        return path
+    if path.exists() and any((path / n).exists() for n in ("best", "last", "metrics.jsonl")):
+        if not overwrite:
+            raise UserError(f"{path} already holds a training run; pass --resume to continue it "
+                            "or --overwrite to replace it")
+        import shutil
+
+        for n in ("best", "last"):
+            shutil.rmtree(path / n, ignore_errors=True)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a user-visible output file via a temporary file and a rename (never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,282 @@
+"""The one training loop every seqlab task uses.
+
+A task gives the Trainer three things: the model, a `step_fn(model, batch) -> loss` and an
+`eval_fn(model) -> {metric: value}`. The Trainer does the rest: AdamW, gradient-norm clipping,
+the learning-rate schedule, early stopping on a dev metric, seeding, device choice, a progress
+bar, a JSON-lines metrics log, a loss-curve PNG, and checkpoints `best/` and `last/`.
+
+Resuming is exact: `last/` holds the optimizer state, the RNG state and the position inside the
+epoch, and the batch order of an epoch depends only on (seed, epoch), so a run that is killed
+and resumed ends with the same weights as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqlab.errors import UserError
+from seqlab.train.checkpoint import load_state_tensors, load_weights, save_checkpoint
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training loop (saved in config.json under "train")."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    schedule: str = "constant"  # constant | linear | cosine (decay to 0 over all steps)
+    warmup: int = 0  # steps of linear warm-up
+    patience: int = 0  # stop after this many epochs without dev improvement; 0 = never
+    seed: int = 1
+    device: str = "auto"
+    save_every: int = 500  # also write last/ every N steps; 0 = only at epoch ends
+    time_budget: float = 0.0  # stop after this many seconds; 0 = no limit
+    log_every: int = 20  # steps between metrics-log lines
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if cfg.warmup and step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    if cfg.schedule == "constant" or total <= cfg.warmup:
+        return 1.0
+    frac = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+    if cfg.schedule == "linear":
+        return 1.0 - frac
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise UserError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state_dict into tensors (for safetensors) and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict, js: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in js["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": js["param_groups"]})
+
+
+class Trainer:
+    """Train `model` with `step_fn` on batches, evaluate with `eval_fn` after each epoch.
+
+    Args:
+        model: the nn.Module to train.
+        cfg: TrainConfig.
+        out: run directory; gets best/, last/, metrics.jsonl and loss.png.
+        step_fn: (model, batch) -> scalar loss tensor (batch already on the device).
+        eval_fn: model -> dict of dev metrics (called in eval mode without gradients), or None.
+        metric: the key of eval_fn's dict that decides the best checkpoint; `mode` 'max' or 'min'.
+        meta: JSON files written into every checkpoint, e.g. {"config.json": ..., "vocab.json": ...}.
+    """
+
+    def __init__(self, model, cfg: TrainConfig, out: str | Path, step_fn: Callable,
+                 eval_fn: Callable | None = None, metric: str = "loss", mode: str = "min",
+                 meta: dict | None = None, log: Callable[[str], None] = print):
+        self.model, self.cfg, self.out = model, cfg, Path(out)
+        self.step_fn, self.eval_fn = step_fn, eval_fn
+        self.metric, self.mode = metric, mode
+        self.meta = meta or {}
+        self.log = log
+        self.device = pick_device(cfg.device)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
+                      "bad_epochs": 0, "elapsed": 0.0, "done": False}
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _save(self, name: str, with_state: bool) -> None:
+        tensors = trainer = None
+        if with_state:
+            tensors, opt_js = _optimizer_to_flat(self.opt)
+            tensors["rng.torch"] = torch.get_rng_state()
+            if torch.cuda.is_available():
+                tensors["rng.cuda"] = torch.cuda.get_rng_state()
+            trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg)}
+        save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
+
+    def _resume(self) -> None:
+        ckpt = self.out / "last"
+        if not (ckpt / "trainer.json").is_file():
+            raise UserError(f"nothing to resume in {self.out} (no last/trainer.json); drop --resume")
+        load_weights(self.model, ckpt, self.device)
+        tr = json.loads((ckpt / "trainer.json").read_text())
+        tensors = load_state_tensors(ckpt)
+        _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, tr["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        self.state = {k: tr[k] for k in self.state}
+        self._trim_log(self.state["step"])
+        self.log(f"resumed from {ckpt} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
+
+    def _trim_log(self, step: int) -> None:
+        """Drop metrics-log lines written after the checkpoint we resume from."""
+        path = self.out / "metrics.jsonl"
+        if path.exists():
+            keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+    def _write_log(self, rec: dict) -> None:
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        self.model.eval()
+        with torch.no_grad():
+            return self.eval_fn(self.model) if self.eval_fn else {}
+
+    def _improved(self, value: float) -> bool:
+        best = self.state["best"]
+        return best is None or (value > best if self.mode == "max" else value < best)
+
+    def fit(self, batches, resume: bool = False) -> dict:
+        """Train over `batches` (an iterable of Batch with set_epoch and len) for cfg.epochs."""
+        cfg, st = self.cfg, self.state
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.model.to(self.device)
+        if resume:
+            self._resume()
+        else:
+            seed_everything(cfg.seed)
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        total = cfg.epochs * len(batches)
+        start = time.perf_counter() - st["elapsed"]
+        try:
+            while st["epoch"] < cfg.epochs and not st["done"]:
+                self._train_epoch(batches, total, start)
+                if st["done"]:  # time budget hit inside the epoch
+                    break
+                self._end_epoch(start)
+        except KeyboardInterrupt:
+            st["elapsed"] = time.perf_counter() - start
+            self._save("last", with_state=True)
+            self.log(f"interrupted; progress saved in {self.out / 'last'}; continue with --resume")
+            raise
+        st["elapsed"] = time.perf_counter() - start
+        if self.eval_fn is None or st["best"] is None:
+            self._save("best", with_state=False)
+        self._save("last", with_state=True)
+        self._plot()
+        return dict(st)
+
+    def _train_epoch(self, batches, total: int, start: float) -> None:
+        cfg, st = self.cfg, self.state
+        batches.set_epoch(st["epoch"])
+        self.model.train()
+        skip = st["batch"]
+        bar = tqdm(batches, total=len(batches), desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}",
+                   initial=skip, leave=False, dynamic_ncols=True, disable=None)
+        it = iter(bar)
+        for _ in range(skip):  # resume inside an epoch: the order is the same, skip what was done
+            next(it)
+        run_loss, run_n = 0.0, 0
+        for batch in it:
+            factor = lr_factor(st["step"], total, cfg)
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * factor
+            loss = self.step_fn(self.model, batch.to(self.device))
+            if not torch.isfinite(loss):
+                raise UserError(
+                    f"the training loss became {loss.item()} at step {st['step'] + 1}; lower --lr "
+                    f"(now {cfg.lr}) or set --clip; the last good checkpoint is {self.out / 'last'}"
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or float("inf"))
+            self.opt.step()
+            st["step"] += 1
+            st["batch"] += 1
+            run_loss += loss.item()
+            run_n += 1
+            if st["step"] % cfg.log_every == 0:
+                self._write_log({"step": st["step"], "epoch": st["epoch"] + st["batch"] / len(batches),
+                                 "loss": run_loss / run_n, "lr": cfg.lr * factor,
+                                 "grad_norm": float(gnorm), "time": time.perf_counter() - start})
+                bar.set_postfix(loss=f"{run_loss / run_n:.4f}")
+                run_loss, run_n = 0.0, 0
+            if cfg.save_every and st["step"] % cfg.save_every == 0:
+                st["elapsed"] = time.perf_counter() - start
+                self._save("last", with_state=True)
+            if cfg.time_budget and time.perf_counter() - start > cfg.time_budget:
+                self.log(f"time budget of {cfg.time_budget:.0f}s reached at step {st['step']}")
+                st["done"] = True
+                break
+        bar.close()
+
+    def _end_epoch(self, start: float) -> None:
+        st = self.state
+        metrics = self.evaluate()
+        st["epoch"] += 1
+        st["batch"] = 0
+        st["elapsed"] = time.perf_counter() - start
+        rec = {"step": st["step"], "epoch": st["epoch"], "time": st["elapsed"],
+               **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        self._write_log(rec)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_") and k != "dev_n")
+        line = f"epoch {st['epoch']}/{self.cfg.epochs}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
+        if self.metric in metrics:
+            if self._improved(metrics[self.metric]):
+                st["best"], st["best_epoch"], st["bad_epochs"] = metrics[self.metric], st["epoch"], 0
+                self._save("best", with_state=False)
+                line += "  *best*"
+            else:
+                st["bad_epochs"] += 1
+                if self.cfg.patience and st["bad_epochs"] >= self.cfg.patience:
+                    st["done"] = True
+                    line += f"  (no gain for {st['bad_epochs']} epochs: stopping early)"
+        self.log(line)
+        self._save("last", with_state=True)
+
+    def _plot(self) -> None:
+        from seqlab.viz.curves import plot_curves
+
+        try:
+            plot_curves([self.out], self.out / "loss.png")
+        except ValueError:
+            pass  # too few steps to draw a curve

@@ -1,0 +1,1 @@
+"""Plots (matplotlib, written as PNG files)."""
