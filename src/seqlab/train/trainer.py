@@ -125,15 +125,16 @@ class Trainer:
         self.log = log
         self.device = pick_device(cfg.device)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._rng = torch.get_rng_state()
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
                       "bad_epochs": 0, "elapsed": 0.0, "done": False}
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def _save(self, name: str, with_state: bool) -> None:
+    def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None) -> None:
         tensors = trainer = None
         if with_state:
             tensors, opt_js = _optimizer_to_flat(self.opt)
-            tensors["rng.torch"] = torch.get_rng_state()
+            tensors["rng.torch"] = torch.get_rng_state() if rng is None else rng
             if torch.cuda.is_available():
                 tensors["rng.cuda"] = torch.cuda.get_rng_state()
             trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg)}
@@ -150,7 +151,7 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
-        self.state = {k: tr[k] for k in self.state}
+        self.state.update({k: tr[k] for k in self.state})
         self._trim_log(self.state["step"])
         self.log(f"resumed from {ckpt} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
 
@@ -190,18 +191,15 @@ class Trainer:
         try:
             while st["epoch"] < cfg.epochs and not st["done"]:
                 self._train_epoch(batches, total, start)
-                if st["done"]:  # time budget hit inside the epoch
-                    break
-                self._end_epoch(start)
-        except KeyboardInterrupt:
+                self._end_epoch(start)  # also after a partial epoch cut by the time budget
+        except KeyboardInterrupt:  # save the state as it was before the unfinished step
             st["elapsed"] = time.perf_counter() - start
-            self._save("last", with_state=True)
+            self._save("last", with_state=True, rng=self._rng)
             self.log(f"interrupted; progress saved in {self.out / 'last'}; continue with --resume")
             raise
         st["elapsed"] = time.perf_counter() - start
         if self.eval_fn is None or st["best"] is None:
             self._save("best", with_state=False)
-        self._save("last", with_state=True)
         self._plot()
         return dict(st)
 
@@ -217,6 +215,7 @@ class Trainer:
             next(it)
         run_loss, run_n = 0.0, 0
         for batch in it:
+            self._rng = torch.get_rng_state()
             factor = lr_factor(st["step"], total, cfg)
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * factor
@@ -260,6 +259,8 @@ class Trainer:
         self._write_log(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_") and k != "dev_n")
         line = f"epoch {st['epoch']}/{self.cfg.epochs}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
+        if st["done"]:
+            line += "  (time budget reached)"
         if self.metric in metrics:
             if self._improved(metrics[self.metric]):
                 st["best"], st["best_epoch"], st["bad_epochs"] = metrics[self.metric], st["epoch"], 0

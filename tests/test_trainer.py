@@ -1,0 +1,124 @@
+"""The Trainer: exact resume after an interrupt or a kill, schedules, NaN guard, atomic checkpoints."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqlab.data import BucketBatcher
+from seqlab.errors import UserError
+from seqlab.models import ClassifierConfig, EncoderConfig, TextClassifier
+from seqlab.train import Trainer, TrainConfig
+from seqlab.train.checkpoint import load_weights, resolve_checkpoint, save_checkpoint
+from seqlab.train.trainer import lr_factor
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(4, 30, (int(n),), generator=g) for n in torch.randint(1, 12, (40,), generator=g)]
+    y = torch.tensor([int(s.sum()) % 2 for s in seqs])
+    return seqs, y
+
+
+def _model():
+    torch.manual_seed(0)
+    enc = EncoderConfig(vocab_size=30, embed_dim=8, hidden=8, cell="lstm", dropout=0.3, layers=2,
+                        embed_dropout=0.2)
+    return TextClassifier(ClassifierConfig(enc, 2, "last", head_dropout=0.3))
+
+
+class Boom(Exception):
+    pass
+
+
+def _run(tmp, fail_at=None, exc=KeyboardInterrupt, resume=False, epochs=3):
+    seqs, y = _data()
+    model = _model()
+    calls = {"n": 0}
+
+    def step_fn(m, b):
+        calls["n"] += 1
+        out = m(b.ids, b.lengths)  # uses the RNG (dropout) before a possible interrupt
+        if fail_at is not None and calls["n"] == fail_at:
+            raise exc()
+        return F.cross_entropy(out, b.targets)
+
+    def eval_fn(m):
+        return {"accuracy": float((m(*_pad(seqs)).argmax(1) == y).float().mean())}
+
+    cfg = TrainConfig(epochs=epochs, batch_size=6, lr=1e-2, save_every=5, seed=7, log_every=1, schedule="cosine")
+    tr = Trainer(model, cfg, tmp, step_fn, eval_fn, metric="accuracy", mode="max",
+                 meta={"config.json": {"task": "test"}})
+    batches = BucketBatcher(seqs, y, 6, shuffle=True, seed=7)
+    return tr, tr.fit(batches, resume=resume)
+
+
+def _pad(seqs):
+    from seqlab.data import pad_batch
+
+    return pad_batch(seqs, 0)
+
+
+@pytest.mark.parametrize("exc, fail_at", [(KeyboardInterrupt, 12), (Boom, 13)])
+def test_resume_after_interrupt_or_kill_ends_with_identical_weights(tmp_path, exc, fail_at):
+    """Ctrl-C saves the state before the unfinished step; a kill (any other death) falls back to
+    the last periodic checkpoint. Either way, resuming ends where an uninterrupted run ends."""
+    ref, ref_state = _run(tmp_path / "ref")
+    with pytest.raises(exc):
+        _run(tmp_path / "cut", fail_at=fail_at, exc=exc)
+    saved = json.loads((tmp_path / "cut" / "last" / "trainer.json").read_text())
+    assert saved["step"] == (fail_at - 1 if exc is KeyboardInterrupt else 10)
+    resumed, state = _run(tmp_path / "cut", resume=True)
+    assert state["step"] == ref_state["step"]
+    for (name, a), b in zip(ref.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    # the metrics log has no duplicated steps after the resume
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(ln)]
+    assert steps == sorted(set(steps)) and steps[-1] == ref_state["step"]
+
+
+def test_best_checkpoint_holds_the_best_epoch(tmp_path):
+    tr, st = _run(tmp_path / "run")
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    dev = [r["dev_accuracy"] for r in log if "dev_accuracy" in r]
+    assert st["best"] == max(dev) and st["best_epoch"] == dev.index(max(dev)) + 1
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    model = _model()
+    seqs, y = _data()
+    tr = Trainer(model, TrainConfig(epochs=1), tmp_path, lambda m, b: torch.tensor(float("nan")))
+    with pytest.raises(UserError, match="loss became nan at step 1; lower --lr"):
+        tr.fit(BucketBatcher(seqs, y, 8))
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(lr=1.0, schedule="linear", warmup=10)
+    assert lr_factor(0, 110, cfg) == pytest.approx(0.1) and lr_factor(9, 110, cfg) == 1.0
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.5)
+    cfg.schedule = "cosine"
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.5) and lr_factor(110, 110, cfg) == pytest.approx(0.0)
+
+
+def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
+    """A crash while writing a new checkpoint leaves the previous one loadable."""
+    model = _model()
+    save_checkpoint(tmp_path / "last", model, {"config.json": {"task": "t"}})
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("seqlab.train.checkpoint.save_file", broken)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path / "last", model, {"config.json": {"task": "t"}}, tensors={"x": torch.ones(1)})
+    fresh = _model()
+    load_weights(fresh, resolve_checkpoint(tmp_path / "last"))
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k])
