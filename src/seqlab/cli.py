@@ -35,6 +35,8 @@ def _sigterm(signum, frame):  # a polite kill saves progress like Ctrl-C does
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in logs as it happens
     if argv is None:
         signal.signal(signal.SIGTERM, _sigterm)
     try:

@@ -73,7 +73,11 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help="learning-rate schedule over all steps (default: %(default)s)")
     g.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default: %(default)s)")
     g.add_argument("--patience", type=int, default=3,
-                   help="stop after this many epochs without dev improvement; 0 = never (default: %(default)s)")
+                   help="stop after this many dev evaluations without improvement; 0 = never "
+                        "(default: %(default)s)")
+    g.add_argument("--eval-every", type=int, default=0,
+                   help="also evaluate on dev every N steps (besides each epoch end); 0 = only at "
+                        "epoch ends (default: %(default)s)")
     g.add_argument("--time", type=float, default=0.0,
                    help="stop after this many minutes of training; 0 = no limit (default: %(default)s)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
@@ -109,7 +113,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         epochs=a.epochs, batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, clip=a.clip,
         schedule=a.schedule, warmup=a.warmup, patience=a.patience, seed=a.seed, device=a.device,
-        save_every=a.save_every, time_budget=a.time * 60,
+        save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every,
     )
 
 

@@ -41,12 +41,13 @@ class TrainConfig:
     clip: float = 1.0  # max global gradient norm; 0 = no clipping
     schedule: str = "constant"  # constant | linear | cosine (decay to 0 over all steps)
     warmup: int = 0  # steps of linear warm-up
-    patience: int = 0  # stop after this many epochs without dev improvement; 0 = never
+    patience: int = 0  # stop after this many evaluations without dev improvement; 0 = never
     seed: int = 1
     device: str = "auto"
     save_every: int = 500  # also write last/ every N steps; 0 = only at epoch ends
     time_budget: float = 0.0  # stop after this many seconds; 0 = no limit
     log_every: int = 20  # steps between metrics-log lines
+    eval_every: int = 0  # also evaluate on dev every N steps; 0 = only at epoch ends
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -127,7 +128,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._rng = torch.get_rng_state()
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
-                      "bad_epochs": 0, "elapsed": 0.0, "done": False}
+                      "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False}
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None) -> None:
@@ -239,6 +240,9 @@ class Trainer:
                                  "grad_norm": float(gnorm), "time": time.perf_counter() - start})
                 bar.set_postfix(loss=f"{run_loss / run_n:.4f}")
                 run_loss, run_n = 0.0, 0
+            if cfg.eval_every and st["step"] % cfg.eval_every == 0 and self.eval_fn:
+                self._validate(start, st["epoch"] + st["batch"] / len(batches))
+                self.model.train()
             if cfg.save_every and st["step"] % cfg.save_every == 0:
                 st["elapsed"] = time.perf_counter() - start
                 self._save("last", with_state=True)
@@ -250,29 +254,36 @@ class Trainer:
 
     def _end_epoch(self, start: float) -> None:
         st = self.state
-        metrics = self.evaluate()
         st["epoch"] += 1
         st["batch"] = 0
+        if st["last_eval_step"] != st["step"]:
+            self._validate(start, st["epoch"])
+        self._save("last", with_state=True)
+
+    def _validate(self, start: float, epoch: float) -> None:
+        """Evaluate on dev, log it, keep the best checkpoint, count evaluations without gain."""
+        st = self.state
+        metrics = self.evaluate()
+        st["last_eval_step"] = st["step"]
         st["elapsed"] = time.perf_counter() - start
-        rec = {"step": st["step"], "epoch": st["epoch"], "time": st["elapsed"],
+        rec = {"step": st["step"], "epoch": round(epoch, 4), "time": st["elapsed"],
                **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
         self._write_log(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_") and k != "dev_n")
-        line = f"epoch {st['epoch']}/{self.cfg.epochs}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
+        line = f"epoch {epoch:.4g}/{self.cfg.epochs}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
         if st["done"]:
             line += "  (time budget reached)"
         if self.metric in metrics:
             if self._improved(metrics[self.metric]):
-                st["best"], st["best_epoch"], st["bad_epochs"] = metrics[self.metric], st["epoch"], 0
+                st["best"], st["best_epoch"], st["bad_evals"] = metrics[self.metric], rec["epoch"], 0
                 self._save("best", with_state=False)
                 line += "  *best*"
             else:
-                st["bad_epochs"] += 1
-                if self.cfg.patience and st["bad_epochs"] >= self.cfg.patience:
+                st["bad_evals"] += 1
+                if self.cfg.patience and st["bad_evals"] >= self.cfg.patience:
                     st["done"] = True
-                    line += f"  (no gain for {st['bad_epochs']} epochs: stopping early)"
+                    line += f"  (no gain in {st['bad_evals']} evaluations: stopping early)"
         self.log(line)
-        self._save("last", with_state=True)
 
     def _plot(self) -> None:
         from seqlab.viz.curves import plot_curves

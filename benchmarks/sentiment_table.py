@@ -1,0 +1,122 @@
+"""Reproduce the README's sentiment table: RNN / GRU / LSTM / BiLSTM / bag-of-embeddings on SST-2,
+and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded split.
+
+    .venv/bin/python benchmarks/sentiment_table.py [--only sst2-bilstm,uci] [--threads 1]
+
+Every model is trained through `seqlab classify train` and scored with `seqlab classify eval`.
+Prepared copies of the data (the PTB-escaped SST-2 test set made readable, the latin-1 rt-polarity
+files turned into a TSV, the seeded 80/10/10 splits) go to runs/sentiment/data; nothing is copied
+into the project. Results: runs/sentiment/<run>/table_row.json, gathered in runs/sentiment/results.json and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from seqlab.data import read_lines, read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "sentiment"
+RUNS = ROOT / "runs" / "sentiment"
+SEQLAB = [sys.executable, "-m", "seqlab"]
+
+# the settings behind the README figures (SST-2: 2 layers, 15 minutes of CPU at most)
+MODEL = ["--layers", "2", "--hidden", "256", "--embed", "300", "--dropout", "0.5", "--embed-dropout", "0.3",
+         "--pooling", "max", "--schedule", "linear", "--patience", "0", "--eval-every", "300", "--time", "15"]
+SST_RUNS = {
+    "sst2-bow": ["--cell", "none", "--pooling", "mean", "--epochs", "4"],
+    "sst2-rnn": ["--cell", "rnn", "--epochs", "4"],
+    "sst2-gru": ["--cell", "gru", "--epochs", "4"],
+    "sst2-lstm": ["--cell", "lstm", "--epochs", "4"],
+    "sst2-bilstm": ["--cell", "lstm", "--bidirectional", "--epochs", "4"],
+}
+
+
+def write_tsv(rows, path: Path) -> None:
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{lb}\n" for t, lb in rows))
+
+
+def split(rows, seed=13):
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    n = len(rows)
+    a, b = int(0.8 * n), int(0.9 * n)
+    return rows[:a], rows[a:b], rows[b:]
+
+
+def prepare() -> dict[str, dict[str, Path]]:
+    d = RUNS / "data"
+    d.mkdir(parents=True, exist_ok=True)
+    sets = {"sst2": {"train": DATA / "sst2" / "train.tsv", "dev": DATA / "sst2" / "dev.tsv",
+                     "test": d / "sst2_test.tsv"}}
+    t = read_table(DATA / "sst2" / "test_labeled_ptb.tsv", ["content", "label"])
+    fix = {"-lrb-": "(", "-rrb-": ")", "\\/": "/"}
+    rows = []
+    for text, label in t.rows:
+        for k, v in fix.items():
+            text = text.replace(k, v)
+        rows.append((text, label))
+    write_tsv(rows, sets["sst2"]["test"])
+    uci = []
+    for name in ("amazon_cells", "imdb", "yelp"):
+        uci += read_table(DATA / "uci_sentiment_labelled_sentences" / f"{name}_labelled.txt", [0, 1],
+                          header=False).rows
+    rt = [(s, "1") for s in read_lines(DATA / "rt-polarity" / "rt-polarity.pos", "latin-1")]
+    rt += [(s, "0") for s in read_lines(DATA / "rt-polarity" / "rt-polarity.neg", "latin-1")]
+    for name, rows in (("uci", uci), ("rt-polarity", rt)):
+        sets[name] = {}
+        for part, chunk in zip(("train", "dev", "test"), split(rows)):
+            sets[name][part] = d / f"{name}_{part}.tsv"
+            write_tsv(chunk, sets[name][part])
+    return sets
+
+
+def run(name: str, files: dict[str, Path], extra: list[str], threads: int) -> dict:
+    out = RUNS / name
+    cmd = [*SEQLAB, "classify", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
+           "--text-col", "sentence", *MODEL, *extra, "--threads", str(threads), "--out", str(out), "--overwrite"]
+    print("$", " ".join(cmd[2:]), flush=True)
+    subprocess.run(cmd, check=True)
+    res = json.loads((out / "results.json").read_text())
+    ev = subprocess.run([*SEQLAB, "classify", "eval", "--model", str(out), "--data", str(files["test"]), "--json"],
+                        check=True, capture_output=True, text=True)
+    res["test_accuracy"] = json.loads(ev.stdout)["accuracy"]
+    res["name"] = name
+    (out / "table_row.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated run names (default: all): "
+                    + ", ".join([*SST_RUNS, "uci", "rt-polarity"]))
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    a = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found (place ../shared beside the project)")
+        return 0
+    sets = prepare()
+    todo = {**{k: ("sst2", v) for k, v in SST_RUNS.items()},
+            "uci": ("uci", SST_RUNS["sst2-bilstm"]), "rt-polarity": ("rt-polarity", SST_RUNS["sst2-bilstm"])}
+    only = [x for x in a.only.split(",") if x]
+    for name, (ds, extra) in todo.items():
+        if not only or name in only:
+            run(name, sets[ds], extra, a.threads)
+    rows = [RUNS / name / "table_row.json" for name in todo]  # also rows from earlier invocations
+    results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}
+    (RUNS / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n| run | dev accuracy | test accuracy | best at epoch | training time |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['dev_accuracy']:.1%} | {r['test_accuracy']:.1%} | {r['best_epoch']} "
+              f"| {r['train_seconds'] / 60:.1f} min |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
