@@ -151,3 +151,15 @@ def test_resume_continues_a_run(data, tmp_path, capsys):
     state = json.loads((out / "last" / "trainer.json").read_text())
     assert state["epoch"] == 2 and state["step"] == 2 * first
     torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "subword"])
+def test_other_tokenizers_round_trip(data, tmp_path, tokenizer):
+    out = tmp_path / tokenizer
+    assert main(["classify", "train", "--train", str(data / "train.csv"), *TINY, "--tokenizer", tokenizer,
+                 "--subword-vocab", "80", "--cell", "gru", "--pooling", "mean", "--out", str(out)]) == 0
+    pipe = ClassifyPipeline.load(out)
+    assert type(pipe.tokenizer).__name__.lower().startswith(tokenizer)
+    save_checkpoint(tmp_path / "copy", pipe.model, pipe.meta(TrainConfig()))
+    texts = ["the music was not good", "Ünïcode and nonsense 123"]
+    np.testing.assert_array_equal(pipe.predict_proba(texts), ClassifyPipeline.load(tmp_path / "copy").predict_proba(texts))

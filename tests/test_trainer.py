@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from seqlab.data import BucketBatcher
 from seqlab.errors import UserError
 from seqlab.models import ClassifierConfig, EncoderConfig, TextClassifier
-from seqlab.train import Trainer, TrainConfig
+from seqlab.train import TrainConfig, Trainer
 from seqlab.train.checkpoint import load_weights, resolve_checkpoint, save_checkpoint
 from seqlab.train.trainer import lr_factor
 

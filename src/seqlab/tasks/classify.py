@@ -18,14 +18,21 @@ import torch
 import torch.nn.functional as F
 
 from seqlab import __version__
-from seqlab.data import BucketBatcher, Vocab, build_tokenizer, read_lines, read_table, tokenizer_from_json
+from seqlab.data import (
+    BucketBatcher,
+    Vocab,
+    build_tokenizer,
+    read_lines,
+    read_table,
+    tokenizer_from_json,
+)
 from seqlab.errors import UserError
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
+from seqlab.tasks import common
 from seqlab.train import Trainer, resolve_checkpoint
 from seqlab.train.checkpoint import load_weights, read_config, read_json
 from seqlab.train.metrics import classification_metrics, format_confusion
 from seqlab.train.trainer import pick_device
-from seqlab.tasks import common
 
 TASK = "classify"
 
@@ -138,7 +145,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         return F.cross_entropy(model(batch.ids, batch.lengths), batch.targets)
 
     def eval_fn(model):
-        return _evaluate(pipe, dev_texts, dev_labels)
+        m = _evaluate(pipe, dev_texts, dev_labels)
+        return {k: m[k] for k in ("accuracy", "macro_f1", "loss")}
 
     n_params = sum(p.numel() for p in pipe.model.parameters())
     print(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab)}, "

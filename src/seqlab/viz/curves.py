@@ -31,7 +31,7 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path) -> Path:
         label = run.name if len(logs) > 1 else "train loss"
         a1.plot([r["step"] for r in steps], [r["loss"] for r in steps], label=label, lw=1)
         keys = sorted({k for r in epochs for k in r if k.startswith("dev_") and k != "dev_loss"})
-        for k in keys[:3]:
+        for k in keys[: 3 if len(logs) == 1 else 1]:
             pts = [(r["epoch"], r[k]) for r in epochs if k in r]
             name = f"{run.name} {k}" if len(logs) > 1 else k
             a2.plot(*zip(*pts), marker="o", label=name)
