@@ -40,7 +40,7 @@ class OutputLayer:
     def backward(self, d_logits: np.ndarray, h: np.ndarray) -> tuple[dict, np.ndarray]:
         """d_logits (batch, time, vocab), the cache h -> grads {weight, bias}, dh (batch, time, hidden)."""
         grads = {
-            "weight": np.einsum("btv,bth->vh", d_logits, h),
+            "weight": d_logits.reshape(-1, d_logits.shape[-1]).T @ h.reshape(-1, h.shape[-1]),
             "bias": d_logits.sum(axis=(0, 1)),
         }
         return grads, d_logits @ self.params["weight"]

@@ -1,0 +1,151 @@
+"""`seqlab scratch ...`: the from-scratch NumPy networks and the gradient experiments.
+
+    seqlab scratch forward --cell rnn --explain "I love NLP"
+    seqlab scratch gradcheck --cell lstm
+    seqlab scratch train --cell gru --data input.txt --hidden 128 --seq-len 50 --batch 32
+    seqlab scratch vanishing --cells rnn,lstm,gru --length 100
+    seqlab scratch memory --task adding --cells rnn,lstm --lengths 10,20,50,100
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from seqlab.errors import UserError
+
+CELL_NAMES = ("rnn", "rnn_relu", "lstm", "gru")
+
+
+def make_cell(name: str, input_size: int, hidden: int, layers: int = 1, seed: int = 0):
+    """A scratch layer by CLI name ('rnn', 'rnn_relu', 'lstm', 'gru'), float64."""
+    from seqlab.scratch import GRU, LSTM, RNN
+
+    if name in ("rnn", "rnn_relu"):
+        return RNN(input_size, hidden, layers, nonlinearity="relu" if name == "rnn_relu" else "tanh", seed=seed)
+    if name == "lstm":
+        return LSTM(input_size, hidden, layers, seed=seed)
+    if name == "gru":
+        return GRU(input_size, hidden, layers, seed=seed)
+    raise UserError(f"unknown cell {name!r}; choose one of {', '.join(CELL_NAMES)}")
+
+
+def _cells(text: str) -> list[str]:
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELL_NAMES]
+    if bad or not cells:
+        raise UserError(f"unknown cell {bad[0] if bad else text!r}; choose from {', '.join(CELL_NAMES)}")
+    return cells
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated whole numbers, e.g. 10,20,50") from None
+    if not out or min(out) < 1:
+        raise UserError(f"{flag} takes comma-separated positive numbers, e.g. 10,20,50")
+    return out
+
+
+def cmd_gradcheck(a: argparse.Namespace) -> int:
+    from seqlab.scratch import gradcheck
+
+    print(f"gradient check of a {a.layers}-layer {a.cell} (input {a.input}, hidden {a.hidden}), "
+          f"batch {a.batch}, time {a.time}, float64 analytic vs central differences")
+    worst = 0.0
+    for seed in range(a.seeds):
+        layer = make_cell(a.cell, a.input, a.hidden, a.layers, seed)
+        errs = gradcheck(layer, a.batch, a.time, seed)
+        if seed == 0:
+            print(f"{'parameter':<16}{'shape':<14}{'max rel. error':>16}")
+        for name, err in errs.items():
+            worst = max(worst, err)
+            if seed == 0:
+                shape = layer.params[name].shape if name in layer.params else "input/state"
+                print(f"{name:<16}{str(shape):<14}{err:>16.2e}")
+    ok = worst < 1e-6
+    print(f"worst over {a.seeds} seed(s): {worst:.2e}  ->  {'PASS' if ok else 'FAIL'} (threshold 1e-6)")
+    return 0 if ok else 1
+
+
+def cmd_forward(a: argparse.Namespace) -> int:
+    from seqlab.scratch.explain import explain_forward
+
+    if a.cell == "rnn_relu":
+        raise UserError("--explain shows rnn, lstm or gru")
+    if not a.explain.split():
+        raise UserError("--explain needs a sentence with at least one word")
+    print(explain_forward(a.cell, a.explain, a.hidden, a.seed))
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from seqlab.data.readers import read_text
+    from seqlab.scratch.charlm import sample, train_char_lm
+
+    text = read_text(a.data, a.encoding)
+    if len(text) < 2 * a.seq_len * a.batch:
+        raise UserError(f"{a.data} has {len(text):,} characters, too few for --batch {a.batch} streams of "
+                        f"--seq-len {a.seq_len}; give a longer text or lower those")
+    if a.cell == "rnn_relu":
+        raise UserError("the scratch trainer takes --cell rnn, lstm or gru")
+    res = train_char_lm(text, cell=a.cell, hidden=a.hidden, layers=a.layers, seq_len=a.seq_len, batch=a.batch,
+                        steps=a.steps, lr=a.lr, optimizer=a.optimizer, clip=a.clip or None, seed=a.seed,
+                        sample_every=a.sample_every, sample_len=a.sample_len, temperature=a.temperature,
+                        time_budget=a.time * 60 or None, prime=a.prime)
+    rng = np.random.default_rng(a.seed)
+    prime = a.prime or text[0]
+    print(f"\nfinal sample (prime {prime!r}, temperature {a.temperature}):")
+    print(prime + sample(res["model"], prime, a.sample_len, a.temperature, rng))
+    print(f"\nvalidation {res['valid_bits']:.3f} bits/char vs unigram entropy {res['unigram_bits']:.3f} "
+          f"bits/char; {res['steps']} steps in {res['train_seconds']:.0f}s ({res['chars_per_s']:,.0f} chars/s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scratch", help="RNN, LSTM and GRU from scratch in NumPy, and the gradient experiments",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = p.add_subparsers(dest="action", required=True, metavar="{forward,gradcheck,train,vanishing,memory}")
+
+    g = s.add_parser("gradcheck", help="hand-written backward vs finite differences, per parameter")
+    g.add_argument("--cell", choices=CELL_NAMES, default="lstm", help="cell to check (default: %(default)s)")
+    g.add_argument("--layers", type=int, default=2, help="stacked layers (default: %(default)s)")
+    g.add_argument("--input", type=int, default=3, help="input size (default: %(default)s)")
+    g.add_argument("--hidden", type=int, default=4, help="hidden size (default: %(default)s)")
+    g.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
+    g.add_argument("--time", type=int, default=5, help="sequence length (default: %(default)s)")
+    g.add_argument("--seeds", type=int, default=3, help="random layers checked (default: %(default)s)")
+    g.set_defaults(func=cmd_gradcheck)
+
+    f = s.add_parser("forward", help="one forward pass, printed step by step with shapes")
+    f.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell (default: %(default)s)")
+    f.add_argument("--explain", default="I love NLP", metavar="SENTENCE",
+                   help="the sentence to unroll, one 2-d word vector per word (default: %(default)r)")
+    f.add_argument("--hidden", type=int, default=3, help="hidden size (default: %(default)s)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    f.set_defaults(func=cmd_forward)
+
+    t = s.add_parser("train", help="a character language model trained from scratch (NumPy BPTT)")
+    t.add_argument("--data", required=True, help="a plain-text file to learn from")
+    t.add_argument("--encoding", default="utf-8", help="text encoding of --data (default: %(default)s)")
+    t.add_argument("--cell", choices=CELL_NAMES, default="lstm", help="cell (default: %(default)s)")
+    t.add_argument("--hidden", type=int, default=128, help="hidden size (default: %(default)s)")
+    t.add_argument("--layers", type=int, default=1, help="stacked layers (default: %(default)s)")
+    t.add_argument("--seq-len", type=int, default=50, help="truncated-BPTT window in characters (default: %(default)s)")
+    t.add_argument("--batch", type=int, default=32, help="parallel streams of the text (default: %(default)s)")
+    t.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: %(default)s)")
+    t.add_argument("--time", type=float, default=0.0, help="stop after this many minutes; 0 = no limit")
+    t.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: %(default)s)")
+    t.add_argument("--optimizer", choices=["adam", "adagrad"], default="adam", help="optimizer (default: %(default)s)")
+    t.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip; 0 = none (default: %(default)s)")
+    t.add_argument("--sample-every", type=int, default=500, help="print a sample every N steps (default: %(default)s)")
+    t.add_argument("--sample-len", type=int, default=200, help="characters per sample (default: %(default)s)")
+    t.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: %(default)s)")
+    t.add_argument("--prime", default=None, help="text that starts every sample (default: the text's first char)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    t.set_defaults(func=cmd_train)
+
+
+
