@@ -6,7 +6,8 @@ and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded sp
 Every model is trained through `seqlab classify train` and scored with `seqlab classify eval`.
 Prepared copies of the data (the PTB-escaped SST-2 test set made readable, the latin-1 rt-polarity
 files turned into a TSV, the seeded 80/10/10 splits) go to runs/sentiment/data; nothing is copied
-into the project. Results: runs/sentiment/<run>/table_row.json, gathered in runs/sentiment/results.json and a markdown table on stdout.
+into the project. Results: runs/sentiment/<run>/table_row.json, gathered in
+runs/sentiment/results.json, and a markdown table on stdout.
 """
 
 from __future__ import annotations

@@ -14,5 +14,6 @@ torch.set_num_threads(1)
 def shared_data() -> Path:
     """The real datasets in ../shared/data; tests that need them skip where it is absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"real datasets not found at {SHARED} (set SEQLAB_SHARED_DATA or place ../shared beside the project)")
+        pytest.skip(f"real datasets not found at {SHARED} "
+                    "(set SEQLAB_SHARED_DATA or place ../shared beside the project)")
     return SHARED

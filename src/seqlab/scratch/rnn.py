@@ -30,6 +30,11 @@ import numpy as np
 PARAM_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    """(batch, time, n) -> (batch*time, n)."""
+    return a.reshape(-1, a.shape[-1])
+
+
 def sigmoid(a: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-a)) elementwise, without overflow for large negative a."""
     e = np.exp(-np.abs(a))
@@ -158,9 +163,18 @@ class Recurrent:
             inp = out
         return inp, tuple(np.stack(f) for f in finals), cache
 
-    def _backward(self, d_outputs, d_state: tuple, cache: list) -> tuple[dict, np.ndarray, tuple]:
+    def _backward(self, d_outputs, d_state: tuple, cache: list, *, return_d_hidden: bool = False,
+                  clip_d_hidden: float | None = None) -> tuple:
         """BPTT. d_outputs (batch, time, hidden) or None; d_state: per state (layers, batch, hidden) or None.
-        Returns grads keyed like params, dx (batch, time, input), and d_state0 (each (layers, batch, hidden))."""
+        Returns grads keyed like params, dx (batch, time, input), and d_state0 (each (layers, batch, hidden)).
+
+        Two options for looking inside BPTT (see vanishing.py); both off by default:
+          return_d_hidden: also return d_hidden (batch, time, hidden), dL/dh_t of the top layer at every
+              step: what reaches h_t from the output at t and from all later steps (for the LSTM the
+              gradient of h_t alone; c_t's is separate).
+          clip_d_hidden: at every step of the top layer, scale each sequence's dL/dh_t down to this norm
+              if it is larger, before it flows on to step t-1 (per-step clipping; it changes the gradients).
+        """
         batch, time = cache[0][0].shape[:2]
         zeros = np.zeros((self.num_layers, batch, self.hidden_size), self.dtype)
         d_final = [zeros if d is None else np.asarray(d, self.dtype) for d in d_state]
@@ -174,19 +188,29 @@ class Recurrent:
             d_xi = np.zeros((batch, time, w_ih.shape[0]), self.dtype)
             d_hh = np.zeros_like(d_xi)
             ds = tuple(d[layer] for d in d_final)
+            top = layer == self.num_layers - 1
+            if top and return_d_hidden:
+                d_hidden = np.zeros((batch, time, self.hidden_size), self.dtype)
             for t in reversed(range(time)):
                 ds = (ds[0] + d_inp[:, t],) + ds[1:]  # h_t feeds the layer above and the next step
+                if top and clip_d_hidden is not None:
+                    norm = np.linalg.norm(ds[0], axis=-1, keepdims=True)
+                    ds = (ds[0] * np.minimum(1.0, clip_d_hidden / np.maximum(norm, 1e-300)),) + ds[1:]
+                if top and return_d_hidden:
+                    d_hidden[:, t] = ds[0]
                 d_xi[:, t], d_hh[:, t], skip = self.cell_backward(ds, steps[t])
                 ds = (skip[0] + d_hh[:, t] @ w_hh,) + tuple(skip[1:])
             for i, d in enumerate(ds):
                 d_state0[i][layer] = d
-            grads[f"weight_ih_l{layer}"] = np.einsum("btg,bti->gi", d_xi, inp)
-            grads[f"weight_hh_l{layer}"] = np.einsum("btg,bth->gh", d_hh, h_prev)
+            # sum over batch and time as one matrix product (np.einsum would not use BLAS here)
+            grads[f"weight_ih_l{layer}"] = _flat(d_xi).T @ _flat(inp)
+            grads[f"weight_hh_l{layer}"] = _flat(d_hh).T @ _flat(h_prev)
             grads[f"bias_ih_l{layer}"] = d_xi.sum(axis=(0, 1))
             grads[f"bias_hh_l{layer}"] = d_hh.sum(axis=(0, 1))
             d_inp = d_xi @ w_ih  # gradient of this layer's input = the layer below's outputs
         grads = {name: grads[name] for name in self.params}  # state_dict order
-        return grads, d_inp, tuple(np.stack(d) for d in d_state0)
+        d_state0 = tuple(np.stack(d) for d in d_state0)
+        return (grads, d_inp, d_state0, d_hidden) if return_d_hidden else (grads, d_inp, d_state0)
 
 
 class RNN(Recurrent):

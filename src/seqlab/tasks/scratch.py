@@ -104,6 +104,52 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vanishing(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seqlab.scratch.vanishing import format_table, gradient_vs_distance, plot_gradient_vs_distance
+
+    cells = _cells(a.cells)
+    try:
+        radii = tuple(float(r) for r in a.radii.split(","))
+    except ValueError:
+        raise UserError("--radii takes comma-separated numbers, e.g. 0.5,1.0,1.5") from None
+    if a.length < 2:
+        raise UserError("--length must be at least 2")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"||dL/dh_t|| for a loss at the last step, against distance T - t (length {a.length}, hidden {a.hidden});")
+    print("rho = spectral radius of W_hh (each gate block for LSTM/GRU)\n")
+    res = gradient_vs_distance(cells, a.length, a.hidden, radii, seed=a.seed)
+    print(format_table(res))
+    clipped = gradient_vs_distance(cells, a.length, a.hidden, radii, seed=a.seed, clip=a.clip)
+    print(f"\nwith per-step gradient clipping at norm {a.clip} (caps explosion, cannot undo vanishing):\n")
+    print(format_table(clipped))
+    p1 = plot_gradient_vs_distance(res, out / "vanishing.png")
+    p2 = plot_gradient_vs_distance(clipped, out / "vanishing_clipped.png")
+    print(f"\nwrote {p1} and {p2}")
+    return 0
+
+
+def cmd_memory(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from seqlab.tasks.memory import format_table, plot_memory, run_memory
+
+    cells = _cells(a.cells)
+    lengths = _ints(a.lengths, "--lengths")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    rows = run_memory(a.task, cells, lengths, a.hidden, a.steps, a.batch, a.lr, a.seed, a.time * 60)
+    print(format_table(rows))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {plot_memory(rows, out / f'memory_{a.task}.png')}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scratch", help="RNN, LSTM and GRU from scratch in NumPy, and the gradient experiments",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +192,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--prime", default=None, help="text that starts every sample (default: the text's first char)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     t.set_defaults(func=cmd_train)
+
+    v = s.add_parser("vanishing", help="gradient norm against distance, for several spectral radii (table + PNG)")
+    v.add_argument("--cells", default="rnn,rnn_relu,lstm,gru", help="comma-separated cells (default: %(default)s)")
+    v.add_argument("--length", type=int, default=100, help="sequence length (default: %(default)s)")
+    v.add_argument("--hidden", type=int, default=32, help="hidden size (default: %(default)s)")
+    v.add_argument("--radii", default="0.5,0.9,1.0,1.1,1.5", help="spectral radii of W_hh (default: %(default)s)")
+    v.add_argument("--clip", type=float, default=1.0, help="per-step clipping norm for the second table "
+                   "(default: %(default)s)")
+    v.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    v.add_argument("--out", default="runs/scratch", help="folder for the PNGs (default: %(default)s)")
+    v.set_defaults(func=cmd_vanishing)
+
+    m = s.add_parser("memory", help="adding / copy task at several lengths: who remembers long enough")
+    m.add_argument("--task", choices=["adding", "copy"], default="adding", help="task (default: %(default)s)")
+    m.add_argument("--cells", default="rnn,lstm", help="comma-separated cells (default: %(default)s)")
+    m.add_argument("--lengths", default="10,20,50,100", help="sequence lengths (default: %(default)s)")
+    m.add_argument("--hidden", type=int, default=64, help="hidden size (default: %(default)s)")
+    m.add_argument("--steps", type=int, default=5000, help="max training steps per run (default: %(default)s)")
+    m.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    m.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default: %(default)s)")
+    m.add_argument("--time", type=float, default=1.5, help="max minutes per (cell, length) run (default: %(default)s)")
+    m.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 = default (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    m.add_argument("--out", default="runs/scratch", help="folder for the PNG (default: %(default)s)")
+    m.set_defaults(func=cmd_memory)
 
 
 
