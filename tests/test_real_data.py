@@ -40,6 +40,7 @@ def test_sst2_bilstm_reaches_84_percent(shared_data, tmp_path):
          "--dev", str(sst / "dev.tsv"), "--text-col", "sentence", "--cell", "lstm", "--bidirectional",
          "--layers", "2", "--hidden", "256", "--embed", "300", "--dropout", "0.5", "--embed-dropout", "0.3",
          "--pooling", "max", "--epochs", "4", "--schedule", "linear", "--patience", "0", "--time", "15",
+         "--eval-every", "300",
          "--out", str(tmp_path / "sst2")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     import json
