@@ -43,15 +43,3 @@ class GRU(Recurrent):
         d_xi = np.concatenate([dr, dz, dn], axis=-1)
         d_hh = np.concatenate([dr, dz, dn * r], axis=-1)
         return d_xi, d_hh, (dh * z,)
-
-    def forward(self, x, h0=None):
-        """x (batch, time, input), h0 (layers, batch, hidden) or None (zeros).
-        Returns outputs (batch, time, hidden), h_n (layers, batch, hidden), cache."""
-        outputs, (h_n,), cache = self._forward(x, (h0,))
-        return outputs, h_n, cache
-
-    def backward(self, d_outputs, d_state, cache):
-        """d_outputs (batch, time, hidden) or None; d_state = d h_n (layers, batch, hidden) or None.
-        Returns grads (dict keyed like params), dx (batch, time, input), d_h0 (layers, batch, hidden)."""
-        grads, dx, (d_h0,) = self._backward(d_outputs, (d_state,), cache)
-        return grads, dx, d_h0

@@ -127,6 +127,20 @@ class Recurrent:
 
     # ---- the stack over time ------------------------------------------------------------------
 
+    # ---- the public forward/backward of single-state cells (RNN, GRU); the LSTM overrides them ----
+
+    def forward(self, x, h0=None):
+        """x (batch, time, input), h0 (layers, batch, hidden) or None (zeros).
+        Returns outputs (batch, time, hidden), h_n (layers, batch, hidden), cache."""
+        outputs, (h_n,), cache = self._forward(x, (h0,))
+        return outputs, h_n, cache
+
+    def backward(self, d_outputs, d_state, cache):
+        """d_outputs (batch, time, hidden) or None; d_state = d h_n (layers, batch, hidden) or None.
+        Returns grads (dict keyed like params), dx (batch, time, input), d_h0 (layers, batch, hidden)."""
+        grads, dx, (d_h0,) = self._backward(d_outputs, (d_state,), cache)
+        return grads, dx, d_h0
+
     def _initial(self, given, batch: int) -> np.ndarray:
         shape = (self.num_layers, batch, self.hidden_size)
         if given is None:
@@ -235,15 +249,3 @@ class RNN(Recurrent):
         dh = d_state[0]
         da = dh * (1 - h * h) if self.nonlinearity == "tanh" else dh * (h > 0)
         return da, da, (np.zeros_like(dh),)
-
-    def forward(self, x, h0=None):
-        """x (batch, time, input), h0 (layers, batch, hidden) or None (zeros).
-        Returns outputs (batch, time, hidden), h_n (layers, batch, hidden), cache."""
-        outputs, (h_n,), cache = self._forward(x, (h0,))
-        return outputs, h_n, cache
-
-    def backward(self, d_outputs, d_state, cache):
-        """d_outputs (batch, time, hidden) or None; d_state = d h_n (layers, batch, hidden) or None.
-        Returns grads (dict keyed like params), dx (batch, time, input), d_h0 (layers, batch, hidden)."""
-        grads, dx, (d_h0,) = self._backward(d_outputs, (d_state,), cache)
-        return grads, dx, d_h0
