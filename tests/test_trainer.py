@@ -125,3 +125,13 @@ def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
     load_weights(fresh, resolve_checkpoint(tmp_path / "last"))
     for k, v in fresh.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_target_metric_stops_training(tmp_path):
+    seqs, y = _data()
+    model = _model()
+    cfg = TrainConfig(epochs=50, batch_size=8, eval_every=2, target=0.0, save_every=0)
+    tr = Trainer(model, cfg, tmp_path, lambda m, b: F.cross_entropy(m(b.ids, b.lengths), b.targets),
+                 lambda m: {"loss": 0.0}, metric="loss", mode="min")
+    st = tr.fit(BucketBatcher(seqs, y, 8))
+    assert st["step"] == 2 and st["done"]

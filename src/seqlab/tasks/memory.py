@@ -27,20 +27,20 @@ expectation, 12.5% for 8 symbols; that is the baseline. (Scoring every step inst
 that hides the failure.) Solved means answer accuracy >= 95%.
 
 Both tasks draw fresh random batches every step (no over-fitting) and are tested on held-out data.
-The model is seqlab's own `RecurrentEncoder` (one layer) with a linear head, trained with Adam and
-global gradient-norm clipping. The expected picture: the vanilla RNN's error climbs to the baseline
-as the length grows, while the LSTM (and GRU) still solve long lengths, given enough steps.
+The model is seqlab's own `RecurrentEncoder` (one layer) with a linear head, trained by seqlab's one
+`Trainer` (AdamW without weight decay, i.e. Adam, and global gradient-norm clipping). The expected
+picture: the vanilla RNN's error climbs to the baseline as the length grows, while the LSTM (and GRU)
+still solve long lengths, given enough steps.
 
     rows = run_memory("adding", cells=("rnn", "lstm"), lengths=(10, 50, 100))
     print(format_table(rows))
     plot_memory(rows, "memory.png")
 
-or `python -m seqlab.tasks.memory --task adding --lengths 10 50 100 --out memory.png`.
+or `seqlab scratch memory --task adding --lengths 10,50,100`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,7 +48,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqlab.data.batching import Batch
 from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
+from seqlab.train.trainer import TrainConfig, Trainer
 
 TASKS = ("adding", "copy")
 ADDING_SOLVED_MSE = 0.01
@@ -149,36 +151,55 @@ def is_solved(task: str, value: float, margin: float = 1.0) -> bool:
     return 1 - value <= margin * (1 - COPY_SOLVED_ACCURACY)
 
 
+class FreshBatches:
+    """`per_epoch` fresh random batches of a task per epoch, the same for the same (seed, epoch), in
+    the Batch form the shared Trainer takes: ids = inputs (batch, time, input_dim), targets = y."""
+
+    def __init__(self, task: str, batch: int, length: int, seed: int, per_epoch: int):
+        self.task, self.batch, self.length, self.seed, self.per_epoch = task, batch, length, seed, per_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.length, 1, self.epoch])
+        for _ in range(self.per_epoch):
+            x, y = make_data(self.task, self.batch, self.length, rng)
+            yield Batch(x, None, y, torch.arange(len(x)))
+
+
 def train_one(task: str, cell: str, length: int, hidden: int = 64, steps: int = 5000, batch: int = 64,
               lr: float = 2e-3, seed: int = 0, time_budget: float = 60.0, clip: float = 1.0,
-              test_size: int = 2000, eval_every: int = 200, log: Callable[[str], None] | None = print) -> dict:
-    """Train one model on fresh random batches until `steps`, `time_budget` seconds, or the task is
-    solved with half the allowed error on a validation set (checked every `eval_every` steps);
-    then score it on a test set."""
+              test_size: int = 2000, eval_every: int = 200, out: str | Path | None = None,
+              log: Callable[[str], None] | None = print) -> dict:
+    """Train one model with the shared Trainer on fresh random batches until `steps`, `time_budget`
+    seconds, or the task is solved with half the allowed error on a validation set (checked every
+    `eval_every` steps); then score it on a test set. The run (checkpoints, log, loss curve) goes to
+    `out` (default: a temporary directory)."""
+    import tempfile
+
     torch.manual_seed(seed)
-    train_rng = np.random.default_rng([seed, length, 1])
     x_val, y_val = make_data(task, 500, length, [seed, length, 2])
     x_test, y_test = make_data(task, test_size, length, [seed, length, 3])
     model = MemoryNet(task, cell, hidden, input_dim=x_test.shape[-1])
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    start, step, running = time.perf_counter(), 0, None
-    while step < steps and time.perf_counter() - start < time_budget:
-        x, y = make_data(task, batch, length, train_rng)
-        loss = _loss(task, model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        step += 1
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        if step % eval_every == 0:
-            val = evaluate(model, x_val, y_val)
-            if log:
-                log(f"  {task} {cell} length {length}: step {step} loss {running:.4f} val {val:.4f} "
-                    f"({time.perf_counter() - start:.0f}s)")
-            if is_solved(task, val, margin=0.5):
-                break
-    seconds = time.perf_counter() - start
+    mode = "min" if task == "adding" else "max"
+    target = 0.5 * ADDING_SOLVED_MSE if task == "adding" else 1 - 0.5 * (1 - COPY_SOLVED_ACCURACY)
+    cfg = TrainConfig(epochs=-(-steps // eval_every), batch_size=batch, lr=lr, weight_decay=0.0, clip=clip,
+                      seed=seed, device="cpu", save_every=0, time_budget=time_budget, log_every=eval_every,
+                      target=target)
+    prefix = f"  {task} {cell} length {length}: "
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model, cfg, out or tmp, lambda m, b: _loss(task, m(b.ids), b.targets),
+                          lambda m: {"val": evaluate(m, x_val, y_val)}, metric="val", mode=mode,
+                          meta={"config.json": {"task": "memory", "memory_task": task, "cell": cell,
+                                                "length": length, "hidden": hidden}},
+                          log=(lambda line: log(prefix + line)) if log else (lambda _: None))
+        state = trainer.fit(FreshBatches(task, batch, length, seed, eval_every))
+    step, seconds = state["step"], state["elapsed"]
     value = evaluate(model, x_test, y_test)
     row = {"task": task, "cell": cell, "length": length, "hidden": hidden,
            "metric": "mse" if task == "adding" else "accuracy", "value": value,
@@ -194,14 +215,15 @@ def train_one(task: str, cell: str, length: int, hidden: int = 64, steps: int = 
 def run_memory(task: str = "adding", cells: Sequence[str] = ("rnn", "lstm"), lengths: Sequence[int] = (10, 50, 100),
                hidden: int = 64, steps: int = 5000, batch: int = 64, lr: float = 2e-3, seed: int = 0,
                time_budget_per_run: float = 60.0, clip: float = 1.0, test_size: int = 2000,
-               log: Callable[[str], None] | None = print) -> list[dict]:
+               out: str | Path | None = None, log: Callable[[str], None] | None = print) -> list[dict]:
     """Train every (cell, length) pair on `task` and return one row (a dict) per run: task, cell,
     length, metric ('mse' or 'accuracy'), value (on the test set), baseline, solved, threshold,
-    steps, seconds. Each run stops after `steps` steps or `time_budget_per_run` seconds."""
+    steps, seconds. Each run stops after `steps` steps or `time_budget_per_run` seconds; with `out`,
+    each run's directory (checkpoints, metrics.jsonl, loss.png) is out/<task>-<cell>-<length>."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return [train_one(task, cell, length, hidden, steps, batch, lr, seed, time_budget_per_run, clip, test_size,
-                      log=log)
+                      out=Path(out) / f"{task}-{cell}-{length}" if out else None, log=log)
             for cell in cells for length in lengths]
 
 

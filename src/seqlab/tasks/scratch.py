@@ -142,10 +142,11 @@ def cmd_memory(a: argparse.Namespace) -> int:
     lengths = _ints(a.lengths, "--lengths")
     if a.threads:
         torch.set_num_threads(a.threads)
-    rows = run_memory(a.task, cells, lengths, a.hidden, a.steps, a.batch, a.lr, a.seed, a.time * 60)
-    print(format_table(rows))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = run_memory(a.task, cells, lengths, a.hidden, a.steps, a.batch, a.lr, a.seed, a.time * 60,
+                      out=out / "memory")
+    print(format_table(rows))
     print(f"wrote {plot_memory(rows, out / f'memory_{a.task}.png')}")
     return 0
 

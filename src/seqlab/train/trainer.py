@@ -48,6 +48,7 @@ class TrainConfig:
     time_budget: float = 0.0  # stop after this many seconds; 0 = no limit
     log_every: int = 20  # steps between metrics-log lines
     eval_every: int = 0  # also evaluate on dev every N steps; 0 = only at epoch ends
+    target: float | None = None  # stop once the dev metric reaches this value (>= for mode max, <= for min)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -242,6 +243,8 @@ class Trainer:
                 run_loss, run_n = 0.0, 0
             if cfg.eval_every and st["step"] % cfg.eval_every == 0 and self.eval_fn:
                 self._validate(start, st["epoch"] + st["batch"] / len(batches))
+                if st["done"]:  # early stop or target reached
+                    break
                 self.model.train()
             if cfg.save_every and st["step"] % cfg.save_every == 0:
                 st["elapsed"] = time.perf_counter() - start
@@ -283,6 +286,10 @@ class Trainer:
                 if self.cfg.patience and st["bad_evals"] >= self.cfg.patience:
                     st["done"] = True
                     line += f"  (no gain in {st['bad_evals']} evaluations: stopping early)"
+            target, value = self.cfg.target, metrics[self.metric]
+            if target is not None and (value >= target if self.mode == "max" else value <= target):
+                st["done"] = True
+                line += f"  (target {self.metric} {target} reached: stopping)"
         self.log(line)
 
     def _plot(self) -> None:
