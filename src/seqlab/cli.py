@@ -12,7 +12,7 @@ import sys
 
 from seqlab import __version__
 from seqlab.errors import UserError
-from seqlab.tasks import classify, demo, scratch
+from seqlab.tasks import classify, demo, lm, scratch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="task", required=True, metavar="<task>")
     demo.register(sub)
     classify.register(sub)
+    lm.register(sub)
     scratch.register(sub)
     return p
 

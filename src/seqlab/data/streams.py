@@ -1,0 +1,75 @@
+"""Stream batching: one long text as `batch` contiguous streams, read `seq_len` tokens at a time.
+
+A language model learns from one long sequence, not from separate examples. To use a batch, the
+token ids are cut into `batch` equal, contiguous streams, one row each, and read left to right:
+
+    ids      a b c d e f g h i j k l m n o p q r s t u v w x y       (25 ids, batch = 3)
+    inputs   row 0: a b c d e f g h     targets  row 0: b c d e f g h i
+             row 1: i j k l m n o p              row 1: j k l m n o p q
+             row 2: q r s t u v w x              row 2: r s t u v w x y
+
+    chunk 0 (seq_len 3):  inputs [[a b c], [i j k], [q r s]]   targets [[b c d], [j k l], [r s t]]
+    chunk 1:              inputs [[d e f], [l m n], [t u v]]   ...     chunk 2 is shorter: [[g h], ...]
+
+The target of each input is the next token, so the streams cover `ids[:-1]` as inputs and
+`ids[1:]` as targets: every target token appears exactly once per epoch, in order within its
+stream. Fewer than `batch` tokens at the end, which cannot fill a row, are left out.
+
+Row r of chunk k continues row r of chunk k-1, so the model's final state after chunk k-1 is the
+right start state for chunk k: the training loop carries it across batches and detaches it
+(truncated back-propagation through time: memory flows forward across chunks, gradients flow
+back at most `seq_len` steps). The order never changes between epochs (shuffling chunks would
+break the streams); the carried state must be reset to zeros when a new epoch starts, which a
+step function can see from ``batch.index[0] == 0`` (the first chunk starts at corpus position 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from seqlab.data.batching import Batch
+
+
+class StreamBatcher:
+    """Iterate over (batch, seq_len) chunks of `batch` contiguous streams of `ids`.
+
+    Args:
+        ids: the whole corpus as a 1-d long tensor of token ids, (n,) with n >= batch + 1.
+        batch: number of streams (rows of every chunk).
+        seq_len: time steps per chunk; the last chunk of an epoch may be shorter.
+
+    Each `Batch` has ids (batch, t) inputs, targets (batch, t) next tokens, lengths None (every
+    row fills all t steps, nothing to pack) and index (batch,): the corpus position of each row's
+    first input, so ``ids[index[r] + j] == batch.ids[r, j]``.
+    """
+
+    def __init__(self, ids: torch.Tensor, batch: int, seq_len: int):
+        if ids.dim() != 1:
+            raise ValueError(f"ids must be 1-d (n,), got shape {tuple(ids.shape)}")
+        if batch < 1 or seq_len < 1:
+            raise ValueError(f"batch and seq_len must be >= 1, got {batch} and {seq_len}")
+        self.batch, self.seq_len = batch, seq_len
+        self.stream_len = (len(ids) - 1) // batch  # input (and target) tokens per stream
+        if self.stream_len < 1:
+            raise ValueError(f"{len(ids)} tokens cannot fill {batch} streams; need at least {batch + 1}")
+        used = batch * self.stream_len
+        self.inputs = ids[:used].reshape(batch, self.stream_len)  # (batch, stream_len)
+        self.targets = ids[1 : used + 1].reshape(batch, self.stream_len)  # (batch, stream_len)
+        self.starts = torch.arange(batch) * self.stream_len  # (batch,) corpus position of each row
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Record the epoch. The chunk order is the same in every epoch; a fresh epoch starts again
+        at position 0 of every stream, so a carried state must be reset there (see module doc)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Chunks per epoch: ceil(stream_len / seq_len)."""
+        return -(-self.stream_len // self.seq_len)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for pos in range(0, self.stream_len, self.seq_len):
+            end = min(pos + self.seq_len, self.stream_len)
+            yield Batch(self.inputs[:, pos:end], None, self.targets[:, pos:end], self.starts + pos)
