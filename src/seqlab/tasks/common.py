@@ -24,10 +24,12 @@ def add_table_args(p: argparse.ArgumentParser, text_default: str = "text") -> No
                    help="text encoding of the files, e.g. latin-1 (default: %(default)s)")
 
 
-def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word") -> None:
+def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word", flag: str = "--tokenizer",
+                       source: str = "--train", max_len: bool = True) -> None:
+    """Tokenizer and vocabulary flags; `flag` names the level choice (the LM calls it --level)."""
     g = p.add_argument_group("tokens and vocabulary")
-    g.add_argument("--tokenizer", choices=["char", "word", "subword"], default=default,
-                   help="split text into characters, words, or BPE subwords learned from --train "
+    g.add_argument(flag, choices=["char", "word", "subword"], default=default,
+                   help=f"split text into characters, words, or BPE subwords learned from {source} "
                         "(default: %(default)s)")
     g.add_argument("--lowercase", action="store_true", help="lower-case all text first")
     g.add_argument("--min-freq", type=int, default=1,
@@ -37,8 +39,9 @@ def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word") -> Non
                    help="keep at most this many tokens, most frequent first (default: no limit)")
     g.add_argument("--subword-vocab", type=int, default=8000,
                    help="BPE vocabulary size for --tokenizer subword (default: %(default)s)")
-    g.add_argument("--max-len", type=int, default=0,
-                   help="truncate examples to this many tokens; 0 = keep all (default: %(default)s)")
+    if max_len:
+        g.add_argument("--max-len", type=int, default=0,
+                       help="truncate examples to this many tokens; 0 = keep all (default: %(default)s)")
 
 
 def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128) -> None:

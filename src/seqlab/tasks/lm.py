@@ -42,7 +42,6 @@ from seqlab.train.checkpoint import load_weights, read_config, read_json
 from seqlab.train.trainer import pick_device
 
 TASK = "lm"
-LEVELS = ("char", "word", "subword")
 
 
 def text_tokens(tokenizer, text: str) -> list[str]:
@@ -257,14 +256,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--valid-fraction", type=float, default=0.1,
                    help="share at the end of --data held out when no --valid is given (default: %(default)s)")
     t.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: %(default)s)")
-    t.add_argument("--level", choices=LEVELS, default="char",
-                   help="tokens: characters, words, or BPE subwords learned from --data (default: %(default)s)")
-    t.add_argument("--lowercase", action="store_true", help="lower-case all text first")
-    t.add_argument("--min-freq", type=int, default=1,
-                   help="keep tokens seen at least this often; rarer ones become <unk> (default: %(default)s)")
-    t.add_argument("--max-vocab", type=int, default=None, help="keep at most this many tokens (default: all)")
-    t.add_argument("--subword-vocab", type=int, default=8000,
-                   help="BPE vocabulary size for --level subword (default: %(default)s)")
+    common.add_tokenizer_args(t, default="char", flag="--level", source="--data", max_len=False)
     t.add_argument("--seq-len", type=int, default=64,
                    help="tokens per stream per step; gradients flow back at most this far (default: %(default)s)")
     t.add_argument("--no-tie", action="store_true",
