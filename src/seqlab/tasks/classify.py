@@ -10,14 +10,12 @@ import argparse
 import csv
 import io
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlab import __version__
 from seqlab.data import (
     BucketBatcher,
     Vocab,
@@ -29,8 +27,8 @@ from seqlab.data import (
 from seqlab.errors import UserError
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.tasks import common
-from seqlab.train import Trainer, resolve_checkpoint
-from seqlab.train.checkpoint import load_weights, read_config, read_json
+from seqlab.train import Trainer
+from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
 from seqlab.train.metrics import classification_metrics, format_confusion
 from seqlab.train.trainer import pick_device
 
@@ -68,20 +66,15 @@ class ClassifyPipeline:
         return probs.numpy()
 
     def meta(self, train_cfg) -> dict:
-        config = {"task": TASK, "seqlab": __version__, "model": self.model.cfg.to_json(),
-                  "data": self.data, "train": asdict(train_cfg)}
         vocab = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json(),
                  "labels": self.labels.to_json()}
-        return {"config.json": config, "vocab.json": vocab}
+        return task_meta(TASK, self.model.cfg.to_json(), self.data, train_cfg, vocab)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ClassifyPipeline:
-        ckpt = resolve_checkpoint(path)
-        cfg = read_config(ckpt, TASK)
-        v = read_json(ckpt, "vocab.json")
+        ckpt, cfg, v = open_checkpoint(path, TASK)
         model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt)
-        model.to(pick_device(device))
+        load_weights(model, ckpt, pick_device(device))
         return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]),
                    Vocab.from_json(v["labels"]), model, cfg["data"])
 

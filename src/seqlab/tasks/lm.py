@@ -22,13 +22,11 @@ import argparse
 import json
 import sys
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from seqlab import __version__
 from seqlab.data import Vocab, build_tokenizer, tokenizer_from_json
 from seqlab.data.readers import read_text
 from seqlab.data.streams import StreamBatcher
@@ -37,8 +35,8 @@ from seqlab.decode.sampling import generate
 from seqlab.errors import UserError
 from seqlab.models.language_model import LanguageModel, LMConfig, detach_state, lm_metrics, sequence_nll
 from seqlab.tasks import common
-from seqlab.train import Trainer, resolve_checkpoint
-from seqlab.train.checkpoint import load_weights, read_config, read_json
+from seqlab.train import Trainer
+from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
 from seqlab.train.trainer import pick_device
 
 TASK = "lm"
@@ -107,19 +105,15 @@ class LMPipeline:
         return {**lm_metrics(total, n, chars), "tokens": n, "unk_rate": unk}
 
     def meta(self, train_cfg) -> dict:
-        config = {"task": TASK, "seqlab": __version__, "model": self.model.cfg.to_json(),
-                  "data": self.data, "train": asdict(train_cfg)}
         vocab = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json()}
-        return {"config.json": config, "vocab.json": vocab}
+        return task_meta(TASK, self.model.cfg.to_json(), self.data, train_cfg, vocab)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> LMPipeline:
-        ckpt = resolve_checkpoint(path)
-        cfg = read_config(ckpt, TASK)
-        v = read_json(ckpt, "vocab.json")
+        ckpt, cfg, v = open_checkpoint(path, TASK)
         model = LanguageModel(LMConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt)
-        model.to(pick_device(device)).eval()
+        load_weights(model, ckpt, pick_device(device))
+        model.eval()
         return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]), model, cfg["data"])
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -97,6 +98,19 @@ def read_config(ckpt: Path, task: str) -> dict:
     return cfg
 
 
+def task_meta(task: str, model_cfg: dict, data: dict, train_cfg, vocab: dict) -> dict[str, dict]:
+    """The JSON files every task's checkpoint holds: config.json (task, versions, model, data and
+    training settings) and vocab.json (tokenizer, vocabularies, labels)."""
+    config = {"task": task, "seqlab": __version__, "model": model_cfg, "data": data, "train": asdict(train_cfg)}
+    return {"config.json": config, "vocab.json": vocab}
+
+
+def open_checkpoint(path: str | Path, task: str) -> tuple[Path, dict, dict]:
+    """(checkpoint dir, config.json, vocab.json) for `--model PATH`, checked to belong to `task`."""
+    ckpt = resolve_checkpoint(path)
+    return ckpt, read_config(ckpt, task), read_json(ckpt, "vocab.json")
+
+
 def read_json(ckpt: Path, name: str) -> dict:
     try:
         return json.loads((ckpt / name).read_text())
@@ -105,13 +119,14 @@ def read_json(ckpt: Path, name: str) -> dict:
 
 
 def load_weights(model: torch.nn.Module, ckpt: Path, device: str | torch.device = "cpu") -> None:
-    """Load model.safetensors into `model`; a shape mismatch is reported as a user error."""
+    """Load model.safetensors into `model` and move it to `device`; a shape mismatch is a user error."""
     try:
         missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False, device=str(device))
     except RuntimeError as e:
         raise UserError(f"{ckpt}: weights do not fit the model in its config.json ({e})") from None
     if missing or unexpected:
         raise UserError(f"{ckpt}: weights do not match its config.json (missing {missing}, unexpected {unexpected})")
+    model.to(device)
 
 
 def load_state_tensors(ckpt: Path) -> dict[str, torch.Tensor]:
