@@ -207,3 +207,35 @@ def test_training_step_carries_the_state_detached_and_resets_each_epoch():
     torch.testing.assert_close(loss1, want)
     loss1.backward()  # the gradient stops at the chunk boundary (the carried state is a leaf)
     assert torch.equal(step(model, chunks[0]), loss0)  # a new epoch: zeros again
+
+
+def test_resume_inside_an_epoch_continues_the_carried_state(tmp_path):
+    from seqlab.tasks.lm import CarriedStateStep
+    from seqlab.train import TrainConfig, Trainer
+
+    ids = torch.randint(4, 23, (400,), generator=torch.Generator().manual_seed(5))
+
+    class Killed(CarriedStateStep):
+        def __init__(self, at):
+            super().__init__()
+            self.calls, self.at = 0, at
+
+        def __call__(self, model, batch):
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+            return super().__call__(model, batch)
+
+    def fit(out, at=0, resume=False):
+        torch.manual_seed(0)
+        model = _lm("lstm", layers=2)
+        cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-2, save_every=0, seed=3, device="cpu")
+        Trainer(model, cfg, out, Killed(at), None, log=lambda s: None).fit(StreamBatcher(ids, 4, 10), resume)
+        return model.state_dict()
+
+    whole = fit(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "b", at=6)  # inside the first epoch (10 chunks), with a carried state
+    resumed = fit(tmp_path / "b", resume=True)
+    for k, v in whole.items():
+        assert torch.equal(v, resumed[k]), k

@@ -135,3 +135,54 @@ def test_target_metric_stops_training(tmp_path):
                  lambda m: {"loss": 0.0}, metric="loss", mode="min")
     st = tr.fit(BucketBatcher(seqs, y, 8))
     assert st["step"] == 2 and st["done"]
+
+
+def test_schedule_follows_the_time_budget_when_it_runs_out_first():
+    cfg = TrainConfig(schedule="cosine", time_budget=60.0)
+    assert lr_factor(0, 0, cfg, 0.0) == pytest.approx(1.0)
+    assert lr_factor(10, 0, cfg, 0.5) == pytest.approx(0.5)  # halfway in time: cos(pi/2)
+    assert lr_factor(10, 1000, cfg, 1.0) == pytest.approx(0.0)  # time is up before the steps
+    assert lr_factor(900, 1000, cfg, 0.1) < 0.03  # the steps run out first
+    assert lr_factor(5, 0, TrainConfig(schedule="cosine", warmup=10), 0.9) == pytest.approx(0.6)  # warm-up first
+
+
+def _tiny_fit(tmp, **kw):
+    seqs, y = _data()
+    model = _model()
+    evals = []
+
+    def eval_fn(m):
+        import time
+
+        time.sleep(0.3)  # a slow evaluation must not eat the training budget
+        evals.append(1)
+        return {"accuracy": 0.5}
+
+    cfg = TrainConfig(batch_size=6, lr=1e-2, seed=7, **kw)
+    tr = Trainer(model, cfg, tmp, lambda m, b: F.cross_entropy(m(b.ids, b.lengths), b.targets), eval_fn,
+                 metric="accuracy", mode="max", meta={"config.json": {"task": "test"}})
+    return tr.fit(BucketBatcher(seqs, y, 6, shuffle=True, seed=7)), evals
+
+
+def test_time_budget_without_epochs_trains_until_time_is_up_and_excludes_evaluation(tmp_path):
+    st, evals = _tiny_fit(tmp_path, epochs=0, time_budget=1.0)
+    assert st["epoch"] >= 2 and len(evals) == st["epoch"]  # several passes, one evaluation each
+    assert 1.0 <= st["elapsed"] < 1.0 + 0.25 * len(evals)  # the sleeps in evaluation are not counted
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["time"] for r in lines) <= st["elapsed"] + 1e-6
+
+
+def test_no_epochs_and_no_time_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="time budget"):
+        _tiny_fit(tmp_path, epochs=0)
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    st, _ = _tiny_fit(tmp_path, epochs=2, amp="bf16", log_every=1)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if "loss" in x]
+    assert st["step"] == 14 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_fp16_on_cpu_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="CUDA"):
+        _tiny_fit(tmp_path, epochs=1, amp="fp16", device="cpu")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from seqlab.errors import UserError
 from seqlab.models.encoder import CELLS, EncoderConfig
-from seqlab.train.trainer import SCHEDULES, TrainConfig
+from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig
 
 
 def add_table_args(p: argparse.ArgumentParser, text_default: str = "text") -> None:
@@ -66,7 +66,10 @@ def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int =
 def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
-    g.add_argument("--epochs", type=int, default=epochs, help="passes over the training data (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"passes over the training data (default: {epochs}; with --time and no --epochs, as many "
+                        "as the time allows)")
+    p.set_defaults(default_epochs=epochs)
     g.add_argument("--batch", type=int, default=batch, help="examples per batch (default: %(default)s)")
     g.add_argument("--lr", type=float, default=lr, help="AdamW learning rate (default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
@@ -82,7 +85,11 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help="also evaluate on dev every N steps (besides each epoch end); 0 = only at "
                         "epoch ends (default: %(default)s)")
     g.add_argument("--time", type=float, default=0.0,
-                   help="stop after this many minutes of training; 0 = no limit (default: %(default)s)")
+                   help="stop after this many minutes of training (evaluation time not counted); a decaying "
+                        "--schedule then ends with the time; 0 = no limit (default: %(default)s)")
+    g.add_argument("--amp", choices=AMP, default="none",
+                   help="mixed precision: bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs) or fp16 (GPU only) "
+                        "(default: %(default)s)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: %(default)s)")
     g.add_argument("--save-every", type=int, default=500,
@@ -105,8 +112,14 @@ def encoder_config(a: argparse.Namespace, vocab_size: int, pad_id: int = 0, inpu
 
 
 def train_config(a: argparse.Namespace) -> TrainConfig:
-    if a.epochs < 1 or a.batch < 1:
-        raise UserError("--epochs and --batch must be at least 1")
+    if a.epochs is None:  # --time alone means "train until the time is up"
+        a.epochs = 0 if a.time > 0 else a.default_epochs
+    elif a.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    if a.batch < 1:
+        raise UserError("--batch must be at least 1")
+    if a.time < 0:
+        raise UserError("--time must be positive (minutes), or 0 for no limit")
     if a.lr <= 0:
         raise UserError("--lr must be positive")
     if a.threads:
@@ -116,7 +129,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         epochs=a.epochs, batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, clip=a.clip,
         schedule=a.schedule, warmup=a.warmup, patience=a.patience, seed=a.seed, device=a.device,
-        save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every,
+        save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every, amp=a.amp,
     )
 
 

@@ -10,10 +10,11 @@ and a generated <eos> prints as a newline.
 
 Training reads the text as `--batch` contiguous streams, `--seq-len` tokens per step
 (`seqlab.data.streams`); the final state of a step is the start state of the next (detached:
-truncated BPTT) and is reset to zeros at each epoch start. A run resumed inside an epoch starts
-its carried state from zeros at the resume point. Validation reads the whole held-out text as one
-sequence with the state carried (`sequence_nll`), and reports loss in nats/token, perplexity and
-bits per character (for word and subword levels, the total over all characters of the text).
+truncated BPTT) and is reset to zeros at each epoch start. The carried state is part of the
+`last/` checkpoint, so a run resumed inside an epoch ends with the same weights as an
+uninterrupted one. Validation reads the whole held-out text as one sequence with the state
+carried (`sequence_nll`), and reports loss in nats/token, perplexity and bits per character
+(for word and subword levels, the total over all characters of the text).
 """
 
 from __future__ import annotations
@@ -130,11 +131,22 @@ class CarriedStateStep:
     Each call reads ids (batch, seq_len) from the final state of the previous chunk, keeps the new
     final state detached (values carried, gradient cut at the chunk boundary) and returns the mean
     cross-entropy over the (batch, seq_len) targets. The state restarts from zeros at the first
-    chunk of an epoch (``batch.index[0] == 0``) and after a resume (a new object starts at None).
+    chunk of an epoch (``batch.index[0] == 0``). The carried state is saved in last/ checkpoints
+    (`state_tensors`), so a run resumed inside an epoch goes on from the same state.
     """
 
     def __init__(self):
         self.state = None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        if self.state is None:
+            return {}
+        parts = self.state if isinstance(self.state, tuple) else (self.state,)
+        return {f"carried.{i}": t for i, t in enumerate(parts)}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        parts = [tensors[f"carried.{i}"] for i in range(len(tensors))]
+        self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
     def __call__(self, model: LanguageModel, batch) -> torch.Tensor:
         if int(batch.index[0]) == 0:  # the first chunk of an epoch: the streams start afresh

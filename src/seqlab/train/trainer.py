@@ -34,7 +34,7 @@ SCHEDULES = ("constant", "linear", "cosine")
 class TrainConfig:
     """Settings of the training loop (saved in config.json under "train")."""
 
-    epochs: int = 10
+    epochs: int = 10  # 0 = no limit: train until the time budget is spent
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -45,10 +45,11 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"
     save_every: int = 500  # also write last/ every N steps; 0 = only at epoch ends
-    time_budget: float = 0.0  # stop after this many seconds; 0 = no limit
+    time_budget: float = 0.0  # stop after this many seconds of training (evaluation not counted); 0 = no limit
     log_every: int = 20  # steps between metrics-log lines
     eval_every: int = 0  # also evaluate on dev every N steps; 0 = only at epoch ends
     target: float | None = None  # stop once the dev metric reaches this value (>= for mode max, <= for min)
+    amp: str = "none"  # none | bf16 | fp16: run step_fn under autocast (bf16 on CPU or GPU, fp16 on GPU)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -65,18 +66,58 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+def lr_factor(step: int, total: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based).
+
+    The decay follows whichever runs out first: the steps (`total`, 0 = unknown) or the time
+    budget (`time_frac`, the share of it spent), so a `--time` run ends at the bottom of its schedule.
+    """
     if cfg.warmup and step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    if cfg.schedule == "constant" or total <= cfg.warmup:
+    if cfg.schedule == "constant" or (total and total <= cfg.warmup):
         return 1.0
-    frac = min(1.0, (step - cfg.warmup) / max(1, total - cfg.warmup))
+    step_frac = (step - cfg.warmup) / max(1, total - cfg.warmup) if total else 0.0
+    frac = min(1.0, max(step_frac, time_frac))
     if cfg.schedule == "linear":
         return 1.0 - frac
     if cfg.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * frac))
     raise UserError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+AMP = ("none", "bf16", "fp16")
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """The autocast context of `cfg.amp` on `device` (a no-op context for 'none')."""
+    if cfg.amp not in AMP:
+        raise UserError(f"unknown --amp {cfg.amp!r}; choose one of {', '.join(AMP)}")
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA GPU; on CPU use --amp bf16")
+    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=cfg.amp != "none")
+
+
+class _Clock:
+    """Training time: wall time minus the pauses for evaluation and checkpoints."""
+
+    def __init__(self, elapsed: float = 0.0):
+        self.start = time.perf_counter() - elapsed
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start
+
+    def pause(self):
+        clock = self
+
+        class _Pause:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.start += time.perf_counter() - self.t
+
+        return _Pause()
 
 
 def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -111,7 +152,9 @@ class Trainer:
         model: the nn.Module to train.
         cfg: TrainConfig.
         out: run directory; gets best/, last/, metrics.jsonl and loss.png.
-        step_fn: (model, batch) -> scalar loss tensor (batch already on the device).
+        step_fn: (model, batch) -> scalar loss tensor (batch already on the device). A step_fn
+            with memory between batches may define state_tensors() -> {name: tensor} and
+            load_state_tensors(dict); last/ then saves it, so a resume continues it exactly.
         eval_fn: model -> dict of dev metrics (called in eval mode without gradients), or None.
         metric: the key of eval_fn's dict that decides the best checkpoint; `mode` 'max' or 'min'.
         meta: JSON files written into every checkpoint, e.g. {"config.json": ..., "vocab.json": ...}.
@@ -128,6 +171,8 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._rng = torch.get_rng_state()
+        # fp16 needs loss scaling; for none/bf16 the scaler is disabled and passes everything through
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
                       "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False}
 
@@ -137,6 +182,8 @@ class Trainer:
         if with_state:
             tensors, opt_js = _optimizer_to_flat(self.opt)
             tensors["rng.torch"] = torch.get_rng_state() if rng is None else rng
+            if hasattr(self.step_fn, "state_tensors"):  # e.g. an LM's carried hidden state
+                tensors.update({f"step.{k}": v for k, v in self.step_fn.state_tensors().items()})
             if torch.cuda.is_available():
                 tensors["rng.cuda"] = torch.cuda.get_rng_state()
             trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg)}
@@ -151,6 +198,9 @@ class Trainer:
         tensors = load_state_tensors(ckpt)
         _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, tr["optimizer"])
         torch.set_rng_state(tensors["rng.torch"])
+        if hasattr(self.step_fn, "load_state_tensors"):
+            self.step_fn.load_state_tensors({k[5:]: v.to(self.device) for k, v in tensors.items()
+                                             if k.startswith("step.")})
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         self.state.update({k: tr[k] for k in self.state})
@@ -188,29 +238,35 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if not cfg.epochs and not cfg.time_budget:
+            raise UserError("give a number of epochs or a time budget (--time); with neither, training never ends")
         total = cfg.epochs * len(batches)
-        start = time.perf_counter() - st["elapsed"]
+        self.clock = _Clock(st["elapsed"])
         try:
-            while st["epoch"] < cfg.epochs and not st["done"]:
-                self._train_epoch(batches, total, start)
-                self._end_epoch(start)  # also after a partial epoch cut by the time budget
+            while (not cfg.epochs or st["epoch"] < cfg.epochs) and not st["done"]:
+                self._train_epoch(batches, total)
+                self._end_epoch()  # also after a partial epoch cut by the time budget
         except KeyboardInterrupt:  # save the state as it was before the unfinished step
-            st["elapsed"] = time.perf_counter() - start
+            st["elapsed"] = self.clock()
             self._save("last", with_state=True, rng=self._rng)
             self.log(f"interrupted; progress saved in {self.out / 'last'}; continue with --resume")
             raise
-        st["elapsed"] = time.perf_counter() - start
+        st["elapsed"] = self.clock()
         if self.eval_fn is None or st["best"] is None:
             self._save("best", with_state=False)
         self._plot()
         return dict(st)
 
-    def _train_epoch(self, batches, total: int, start: float) -> None:
+    @property
+    def _epochs_shown(self) -> str:
+        return f"/{self.cfg.epochs}" if self.cfg.epochs else ""
+
+    def _train_epoch(self, batches, total: int) -> None:
         cfg, st = self.cfg, self.state
         batches.set_epoch(st["epoch"])
         self.model.train()
         skip = st["batch"]
-        bar = tqdm(batches, total=len(batches), desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}",
+        bar = tqdm(batches, total=len(batches), desc=f"epoch {st['epoch'] + 1}{self._epochs_shown}",
                    initial=skip, leave=False, dynamic_ncols=True, disable=None)
         it = iter(bar)
         for _ in range(skip):  # resume inside an epoch: the order is the same, skip what was done
@@ -218,19 +274,24 @@ class Trainer:
         run_loss, run_n = 0.0, 0
         for batch in it:
             self._rng = torch.get_rng_state()
-            factor = lr_factor(st["step"], total, cfg)
+            time_frac = self.clock() / cfg.time_budget if cfg.time_budget else 0.0
+            factor = lr_factor(st["step"], total, cfg, time_frac)
             for g in self.opt.param_groups:
                 g["lr"] = cfg.lr * factor
-            loss = self.step_fn(self.model, batch.to(self.device))
+            with autocast(cfg, self.device):
+                loss = self.step_fn(self.model, batch.to(self.device))
+            loss = loss.float()
             if not torch.isfinite(loss):
                 raise UserError(
                     f"the training loss became {loss.item()} at step {st['step'] + 1}; lower --lr "
                     f"(now {cfg.lr}) or set --clip; the last good checkpoint is {self.out / 'last'}"
                 )
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or float("inf"))
-            self.opt.step()
+            self.scaler.step(self.opt)
+            self.scaler.update()
             st["step"] += 1
             st["batch"] += 1
             run_loss += loss.item()
@@ -238,42 +299,50 @@ class Trainer:
             if st["step"] % cfg.log_every == 0:
                 self._write_log({"step": st["step"], "epoch": st["epoch"] + st["batch"] / len(batches),
                                  "loss": run_loss / run_n, "lr": cfg.lr * factor,
-                                 "grad_norm": float(gnorm), "time": time.perf_counter() - start})
+                                 "grad_norm": float(gnorm), "time": self.clock()})
                 bar.set_postfix(loss=f"{run_loss / run_n:.4f}")
                 run_loss, run_n = 0.0, 0
             if cfg.eval_every and st["step"] % cfg.eval_every == 0 and self.eval_fn:
-                self._validate(start, st["epoch"] + st["batch"] / len(batches))
+                self._validate(st["epoch"] + st["batch"] / len(batches))
                 if st["done"]:  # early stop or target reached
                     break
                 self.model.train()
             if cfg.save_every and st["step"] % cfg.save_every == 0:
-                st["elapsed"] = time.perf_counter() - start
-                self._save("last", with_state=True)
-            if cfg.time_budget and time.perf_counter() - start > cfg.time_budget:
+                st["elapsed"] = self.clock()
+                with self.clock.pause():
+                    self._save("last", with_state=True)
+            if cfg.time_budget and self.clock() > cfg.time_budget:
                 self.log(f"time budget of {cfg.time_budget:.0f}s reached at step {st['step']}")
                 st["done"] = True
                 break
         bar.close()
 
-    def _end_epoch(self, start: float) -> None:
+    def _end_epoch(self) -> None:
         st = self.state
         st["epoch"] += 1
         st["batch"] = 0
         if st["last_eval_step"] != st["step"]:
-            self._validate(start, st["epoch"])
-        self._save("last", with_state=True)
+            self._validate(st["epoch"])
+        st["elapsed"] = self.clock()
+        with self.clock.pause():
+            self._save("last", with_state=True)
 
-    def _validate(self, start: float, epoch: float) -> None:
-        """Evaluate on dev, log it, keep the best checkpoint, count evaluations without gain."""
+    def _validate(self, epoch: float) -> None:
+        """Evaluate on dev, log it, keep the best checkpoint, count evaluations without gain.
+        The training clock stops meanwhile: `--time` budgets training, not evaluation."""
+        with self.clock.pause():
+            self._validate_paused(epoch)
+
+    def _validate_paused(self, epoch: float) -> None:
         st = self.state
+        st["elapsed"] = self.clock()
         metrics = self.evaluate()
         st["last_eval_step"] = st["step"]
-        st["elapsed"] = time.perf_counter() - start
         rec = {"step": st["step"], "epoch": round(epoch, 4), "time": st["elapsed"],
                **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
         self._write_log(rec)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_") and k != "dev_n")
-        line = f"epoch {epoch:.4g}/{self.cfg.epochs}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
+        line = f"epoch {epoch:.4g}{self._epochs_shown}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
         if st["done"]:
             line += "  (time budget reached)"
         if self.metric in metrics:
