@@ -9,7 +9,7 @@ from pathlib import Path
 
 from seqlab.errors import UserError
 from seqlab.models.encoder import CELLS, EncoderConfig
-from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig
+from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig, resolve_amp
 
 
 def add_table_args(p: argparse.ArgumentParser, text_default: str = "text") -> None:
@@ -44,14 +44,20 @@ def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word", flag: 
                        help="truncate examples to this many tokens; 0 = keep all (default: %(default)s)")
 
 
-def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128) -> None:
+def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128,
+                     auto: dict[str, str] | None = None) -> None:
+    """Encoder flags. `auto` names flags whose default the task decides later (None until then),
+    mapping each to the text its help shows as the default."""
     g = p.add_argument_group("recurrent encoder")
     g.add_argument("--cell", choices=CELLS, default="lstm",
                    help="recurrent cell: rnn (tanh), rnn_relu, lstm, gru, or none (bag of embeddings) "
                         "(default: %(default)s)")
     g.add_argument("--layers", type=int, default=1, help="stacked layers (default: %(default)s)")
-    g.add_argument("--hidden", type=int, default=hidden, help="hidden size per direction (default: %(default)s)")
-    g.add_argument("--embed", type=int, default=embed, help="embedding size (default: %(default)s)")
+    shown = {"hidden": hidden, "embed": embed} | (auto or {})
+    g.add_argument("--hidden", type=int, default=None if "hidden" in (auto or {}) else hidden,
+                   help=f"hidden size per direction (default: {shown['hidden']})")
+    g.add_argument("--embed", type=int, default=None if "embed" in (auto or {}) else embed,
+                   help=f"embedding size (default: {shown['embed']})")
     g.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
     g.add_argument("--dropout", type=float, default=0.3,
                    help="dropout between stacked layers and before the output layer (default: %(default)s)")
@@ -63,7 +69,9 @@ def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int =
     g.add_argument("--layer-norm", action="store_true", help="layer normalisation after each layer")
 
 
-def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3) -> None:
+def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3,
+                   schedule: str = "constant", amp: str = "none", lr_help: str | None = None) -> None:
+    """Training flags; a task that picks the learning rate itself passes lr=None and `lr_help`."""
     g = p.add_argument_group("training")
     g.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
     g.add_argument("--epochs", type=int, default=None,
@@ -71,11 +79,12 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                         "as the time allows)")
     p.set_defaults(default_epochs=epochs)
     g.add_argument("--batch", type=int, default=batch, help="examples per batch (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=lr, help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=lr,
+                   help=f"AdamW learning rate (default: {lr_help or lr})")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     g.add_argument("--clip", type=float, default=1.0,
                    help="clip the global gradient norm to this; 0 = no clipping (default: %(default)s)")
-    g.add_argument("--schedule", choices=SCHEDULES, default="constant",
+    g.add_argument("--schedule", choices=SCHEDULES, default=schedule,
                    help="learning-rate schedule over all steps (default: %(default)s)")
     g.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default: %(default)s)")
     g.add_argument("--patience", type=int, default=3,
@@ -87,9 +96,9 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
     g.add_argument("--time", type=float, default=0.0,
                    help="stop after this many minutes of training (evaluation time not counted); a decaying "
                         "--schedule then ends with the time; 0 = no limit (default: %(default)s)")
-    g.add_argument("--amp", choices=AMP, default="none",
-                   help="mixed precision: bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs) or fp16 (GPU only) "
-                        "(default: %(default)s)")
+    g.add_argument("--amp", choices=(*AMP, "auto"), default=amp,
+                   help="mixed precision: bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs), fp16 (GPU only), or "
+                        "auto (bf16 where the hardware runs it natively, else none) (default: %(default)s)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: %(default)s)")
     g.add_argument("--save-every", type=int, default=500,
@@ -120,7 +129,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
         raise UserError("--batch must be at least 1")
     if a.time < 0:
         raise UserError("--time must be positive (minutes), or 0 for no limit")
-    if a.lr <= 0:
+    if a.lr is not None and a.lr <= 0:
         raise UserError("--lr must be positive")
     if a.threads:
         import torch
@@ -129,7 +138,8 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         epochs=a.epochs, batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, clip=a.clip,
         schedule=a.schedule, warmup=a.warmup, patience=a.patience, seed=a.seed, device=a.device,
-        save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every, amp=a.amp,
+        save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every,
+        amp=resolve_amp(a.amp, a.device),
     )
 
 

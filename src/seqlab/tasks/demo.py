@@ -34,16 +34,6 @@ def python_docs_text() -> str:
     return "\n".join(v.strip("\n") + "\n" for _, v in sorted(topics.topics.items()))
 
 
-def bf16_fast() -> bool:
-    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 or AMX)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def demo_lm(a: argparse.Namespace, out: Path) -> int:
     from seqlab.cli import main
     from seqlab.tasks.lm import LMPipeline, unigram_bits
@@ -53,10 +43,9 @@ def demo_lm(a: argparse.Namespace, out: Path) -> int:
     data.write_text(text)
     print(f"== wrote the standard library's pydoc topics to {data}: {len(text):,} characters of Python docs")
     run = out / "charlm"
-    amp = ["--amp", "bf16"] if bf16_fast() else []
-    print(f"== training a character-level LSTM for {a.minutes:g} minutes{' (bf16)' if amp else ''}; "
+    print(f"== training a character-level LSTM for {a.minutes:g} minutes with `seqlab lm train`'s defaults; "
           "the last 10% of the text is held out\n")
-    rc = main(["lm", "train", "--data", str(data), "--time", str(a.minutes), "--out", str(run), "--seed", "1", *amp])
+    rc = main(["lm", "train", "--data", str(data), "--time", str(a.minutes), "--out", str(run), "--seed", "1"])
     if rc:
         return rc
     pipe = LMPipeline.load(run)

@@ -88,6 +88,21 @@ def lr_factor(step: int, total: int, cfg: TrainConfig, time_frac: float = 0.0) -
 AMP = ("none", "bf16", "fp16")
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 matrix products natively (CPU: AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(amp: str, device: str = "auto") -> str:
+    """'auto' -> 'bf16' where the device runs it natively, else 'none'; other values unchanged."""
+    return ("bf16" if bf16_native(pick_device(device)) else "none") if amp == "auto" else amp
+
+
 def autocast(cfg: TrainConfig, device: torch.device):
     """The autocast context of `cfg.amp` on `device` (a no-op context for 'none')."""
     if cfg.amp not in AMP:
