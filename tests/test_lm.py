@@ -239,3 +239,17 @@ def test_resume_inside_an_epoch_continues_the_carried_state(tmp_path):
     resumed = fit(tmp_path / "b", resume=True)
     for k, v in whole.items():
         assert torch.equal(v, resumed[k]), k
+
+
+def test_a_fresh_tied_model_starts_near_uniform():
+    """N(0, 1) embeddings used as output weights would give logits of size ~sqrt(hidden) at step 0
+    (a loss far above ln(vocab) and slow learning); the model starts near the uniform distribution."""
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(EncoderConfig(vocab_size=70, embed_dim=256, hidden=256), tie_weights=True))
+    ids = torch.randint(4, 70, (8, 50))
+    with torch.no_grad():
+        logits, _ = model(ids)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 70), ids.reshape(-1))
+    assert logits.std() < 0.5 and abs(float(loss) - math.log(70)) < 0.1
+    assert model.decoder.weight is model.encoder.embedding.weight
+    assert torch.all(model.encoder.embedding.weight[0] == 0)  # the PAD row

@@ -70,6 +70,13 @@ class LanguageModel(nn.Module):
         self.decoder = nn.Linear(enc.output_dim, enc.vocab_size)
         if cfg.tied:
             self.decoder.weight = self.encoder.embedding.weight
+        # nn.Embedding starts at N(0, 1): as output weights those give logits of size ~sqrt(hidden)
+        # at step 0 and a model that learns slowly. Start small, as PyTorch's word_language_model does.
+        emb = self.encoder.embedding.weight
+        with torch.no_grad():
+            emb.uniform_(-0.1, 0.1)
+            emb[enc.pad_id].zero_()
+            self.decoder.bias.zero_()
 
     def forward(self, ids: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """ids (batch, time) -> (logits (batch, time, vocab), new_state).

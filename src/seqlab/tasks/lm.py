@@ -161,9 +161,9 @@ LARGE_FROM_MINUTES = 10.0
 
 def auto_size(a: argparse.Namespace) -> str:
     """Fill in the defaults that depend on the budget: --hidden 256 below 10 minutes of --time (or
-    with no --time), 512 from there on; --embed = --hidden (tied weights); --lr 0.006 x sqrt(256 /
-    hidden). Measured on Tiny Shakespeare: at 75 s and 5 min the small model is ahead, at 15 and 30
-    min the large one (README). Returns a note of what was chosen ('' if the user set everything)."""
+    with no --time), 512 from there on; --embed = --hidden (tied weights). Measured on Tiny
+    Shakespeare: at 75 s and 5 min the small model is ahead, at 15 and 30 min the large one
+    (README). Returns a note of what was chosen ('' if the user set everything)."""
     chosen = []
     if a.hidden is None:
         a.hidden = 512 if a.time >= LARGE_FROM_MINUTES else 256
@@ -171,9 +171,6 @@ def auto_size(a: argparse.Namespace) -> str:
     if a.embed is None:
         a.embed = a.hidden
         chosen.append(f"--embed {a.embed}")
-    if a.lr is None:
-        a.lr = round(0.006 * (256 / a.hidden) ** 0.5, 5)
-        chosen.append(f"--lr {a.lr:g}")
     return f"defaults for this budget: {' '.join(chosen)}" if chosen else ""
 
 
@@ -293,8 +290,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not share the embedding and output weights (they are shared when --embed == --hidden)")
     common.add_encoder_args(t, auto={"hidden": "256, or 512 with --time of 10 minutes or more",
                                      "embed": "the same as --hidden, so the weights can be tied"})
-    common.add_train_args(t, epochs=10, batch=32, lr=None, schedule="cosine", amp="auto",
-                          lr_help="0.006 x sqrt(256 / hidden): 0.006 for 256, 0.0042 for 512")
+    common.add_train_args(t, epochs=10, batch=32, lr=6e-3, schedule="cosine", amp="auto")
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="loss, perplexity and bits per character on a text")
