@@ -8,7 +8,8 @@
      raw      a hand-written loop: nn.Embedding + nn.LSTM + nn.Linear, nothing else;
      seqlab   what `seqlab lm train` runs: StreamBatcher + LanguageModel + the shared Trainer
               (schedule, logging, NaN guard, progress bar; no evaluation).
-   The ratio seqlab / raw says what the toolkit's conveniences cost (goal: >= 0.9).
+   The ratio seqlab / raw says what the toolkit's conveniences cost (goal: >= 0.9). Where the CPU
+   runs bfloat16 natively, seqlab with `--amp bf16` is timed too.
 2. Generation (tokens/s), 400 new tokens for each of 32 samples:
      batched      `generate(..., num=32)`: the 32 samples advance together, one cell step each;
      one by one   32 calls of `generate(..., num=1)`;
@@ -36,6 +37,7 @@ from seqlab.models import EncoderConfig
 from seqlab.models.language_model import LanguageModel, LMConfig
 from seqlab.tasks.lm import CarriedStateStep
 from seqlab.train import TrainConfig, Trainer
+from seqlab.train.trainer import bf16_native
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "char_lm" / "tinyshakespeare.txt"
@@ -76,13 +78,13 @@ def raw_loop(ids, vocab_size, hidden, batch, seq_len, steps) -> float:
     return steps * batch * seq_len / (time.perf_counter() - t0)
 
 
-def seqlab_loop(ids, vocab_size, hidden, batch, seq_len, steps) -> float:
+def seqlab_loop(ids, vocab_size, hidden, batch, seq_len, steps, amp="none") -> float:
     """chars/s of the shared Trainer on the LM's StreamBatcher and step function."""
     torch.manual_seed(0)
     model = LanguageModel(LMConfig(EncoderConfig(vocab_size=vocab_size, embed_dim=hidden, hidden=hidden)))
     used = ids[: batch * seq_len * (steps + 2) + 1]
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=2e-3, save_every=0, schedule="cosine", device="cpu",
-                      log_every=20)
+                      log_every=20, amp=amp)
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(model, cfg, tmp, CarriedStateStep(), None, log=lambda s: None)
         st = tr.fit(StreamBatcher(used, batch, seq_len))
@@ -132,10 +134,13 @@ def main(argv=None) -> int:
     ours = seqlab_loop(*args)
     raw2 = raw_loop(*args)  # measured twice, around seqlab, to even out drift on a shared machine
     raw = (raw + raw2) / 2
+    bf16 = seqlab_loop(*args, amp="bf16") if bf16_native(torch.device("cpu")) else None
     print(f"{name}, char LSTM 1x{a.hidden}, batch {a.batch} x seq-len {a.seq_len}, {a.steps} steps, "
           f"{a.threads} threads")
     print(f"  training   raw PyTorch loop {raw:9,.0f} chars/s   seqlab Trainer {ours:9,.0f} chars/s   "
           f"ratio {ours / raw:.2f}")
+    if bf16:
+        print(f"  training   seqlab --amp bf16 {bf16:9,.0f} chars/s   (x{bf16 / ours:.2f} of fp32)")
     torch.manual_seed(0)
     model = LanguageModel(LMConfig(EncoderConfig(vocab_size=len(vocab), embed_dim=a.hidden, hidden=a.hidden)))
     gen = generation(model, len(vocab))
@@ -148,7 +153,7 @@ def main(argv=None) -> int:
            "reference": f"raw loop {raw:,.0f} chars/s; generation batched/one-by-one "
                         f"{gen['batched_tokens_per_s'] / gen['one_by_one_tokens_per_s']:.1f}x",
            "ratio": ours / raw, "raw_chars_per_s": raw, "seqlab_chars_per_s": ours, "corpus": name,
-           "threads": a.threads, **gen}
+           "threads": a.threads, "seqlab_bf16_chars_per_s": bf16, **gen}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "bench_lm.json").write_text(json.dumps(res, indent=2) + "\n")
