@@ -12,7 +12,7 @@ import sys
 
 from seqlab import __version__
 from seqlab.errors import UserError
-from seqlab.tasks import classify, demo, lm, scratch
+from seqlab.tasks import classify, demo, forecast, lm, qa, scratch, tag, translate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.register(sub)
     lm.register(sub)
     scratch.register(sub)
+    translate.register(sub)
+    qa.register(sub)
+    tag.register(sub)
+    forecast.register(sub)
     return p
 
 

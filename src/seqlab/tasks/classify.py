@@ -20,6 +20,7 @@ from seqlab.data import (
     BucketBatcher,
     Vocab,
     build_tokenizer,
+    features,
     read_lines,
     read_table,
     tokenizer_from_json,
@@ -36,13 +37,18 @@ TASK = "classify"
 
 
 class ClassifyPipeline:
-    """Tokenizer, vocabulary, labels and model: raw text in, class probabilities out."""
+    """Tokenizer, vocabulary, labels and model: raw text in, class probabilities out. A model of numeric
+    feature sequences (`--features`) has no tokenizer or vocabulary (None): its inputs are (time, features)
+    arrays, standardised with the training statistics in data["scaler"]."""
 
     def __init__(self, tokenizer, vocab: Vocab, labels: Vocab, model: TextClassifier, data: dict):
         self.tokenizer, self.vocab, self.labels, self.model, self.data = tokenizer, vocab, labels, model, data
 
     def encode(self, texts: list[str]) -> list[torch.Tensor]:
-        """Token ids of each text (1-d long tensors); an empty text becomes a single <unk>."""
+        """Token ids of each text (1-d long tensors); an empty text becomes a single <unk>. For a
+        feature model: each (time, features) array, standardised, as a float tensor."""
+        if self.vocab is None:
+            return features.encode(texts, self.data["scaler"])
         max_len = self.data.get("max_len") or None
         out = []
         for t in texts:
@@ -53,6 +59,8 @@ class ClassifyPipeline:
     def batches(self, texts: list[str], labels: list[str] | None = None, batch_size: int = 256,
                 **kw) -> BucketBatcher:
         targets = torch.tensor(self.labels.encode(labels)) if labels is not None else None
+        if self.vocab is None:
+            return features.FeatureBatcher(self.encode(texts), targets, batch_size, 0, **kw)
         return BucketBatcher(self.encode(texts), targets, batch_size, self.vocab.pad_id, **kw)
 
     @torch.no_grad()
@@ -66,8 +74,9 @@ class ClassifyPipeline:
         return probs.numpy()
 
     def meta(self, train_cfg) -> dict:
-        vocab = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json(),
-                 "labels": self.labels.to_json()}
+        vocab = {"labels": self.labels.to_json()}
+        if self.vocab is not None:
+            vocab.update(tokenizer=self.tokenizer.to_json(), vocab=self.vocab.to_json())
         return task_meta(TASK, self.model.cfg.to_json(), self.data, train_cfg, vocab)
 
     @classmethod
@@ -75,8 +84,9 @@ class ClassifyPipeline:
         ckpt, cfg, v = open_checkpoint(path, TASK)
         model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
         load_weights(model, ckpt, pick_device(device))
-        return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]),
-                   Vocab.from_json(v["labels"]), model, cfg["data"])
+        tok = tokenizer_from_json(v["tokenizer"]) if "tokenizer" in v else None
+        vocab = Vocab.from_json(v["vocab"]) if "vocab" in v else None
+        return cls(tok, vocab, Vocab.from_json(v["labels"]), model, cfg["data"])
 
 
 def _read_labelled(path, data: dict) -> tuple[list[str], list[str], list[int]]:
@@ -99,15 +109,25 @@ def _evaluate(pipe: ClassifyPipeline, texts, labels, batch_size=256) -> dict:
     return m
 
 
+def _check_features(pipe: ClassifyPipeline, a: argparse.Namespace) -> None:
+    """A feature-sequence model reads feature files (--features), a text model reads text."""
+    if a.features != (pipe.vocab is None):
+        kind = "numeric feature sequences; pass --features" if pipe.vocab is None else "text; drop --features"
+        raise UserError(f"{a.model} is a classifier of {kind}")
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     data = {"text_col": a.text_col, "label_col": a.label_col, "delimiter": a.delimiter, "header": a.header,
             "encoding": a.encoding, "tokenizer": a.tokenizer, "lowercase": a.lowercase,
             "min_freq": a.min_freq, "max_vocab": a.max_vocab, "max_len": a.max_len}
+    if a.features:  # numeric feature sequences: long CSV (id, step, features..., label) or .npz
+        data.update(features=True, id_col=a.id_col, step_col=a.step_col)
+    read = features.read_labelled if a.features else _read_labelled
     tcfg = common.train_config(a)
     out = common.check_out_dir(a.out, a.resume, a.overwrite)
-    texts, labels, _ = _read_labelled(a.train, data)
+    texts, labels, _ = read(a.train, data)
     if a.dev:
-        dev_texts, dev_labels, dev_lines = _read_labelled(a.dev, data)
+        dev_texts, dev_labels, dev_lines = read(a.dev, data)
     else:  # hold out a seeded fraction of the training file
         perm = np.random.default_rng(a.seed).permutation(len(texts))
         k = max(1, int(len(texts) * a.dev_fraction))
@@ -124,9 +144,14 @@ def cmd_train(a: argparse.Namespace) -> int:
         where = f" (line {dev_lines[dev_labels.index(unseen[0])]})" if dev_lines else ""
         raise UserError(f"{a.dev}: label {unseen[0]!r}{where} never occurs in {a.train}; "
                         "fix the label or add training examples of it")
-    tok = build_tokenizer(a.tokenizer, texts, a.lowercase, a.subword_vocab)
-    vocab = Vocab.build((tok.tokenize(t) for t in texts), a.min_freq, a.max_vocab)
-    enc = common.encoder_config(a, len(vocab), vocab.pad_id)
+    if a.features:
+        tok = vocab = None
+        data.update(input_dim=texts[0].shape[1], scaler=features.fit_scaler(texts))
+        enc = common.encoder_config(a, 0, 0, input_dim=data["input_dim"])
+    else:
+        tok = build_tokenizer(a.tokenizer, texts, a.lowercase, a.subword_vocab)
+        vocab = Vocab.build((tok.tokenize(t) for t in texts), a.min_freq, a.max_vocab)
+        enc = common.encoder_config(a, len(vocab), vocab.pad_id)
     if a.cell == "none" and a.pooling == "last":
         a.pooling = "mean"
     cfg = ClassifierConfig(enc, len(label_vocab), a.pooling, a.dropout)
@@ -142,7 +167,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         return {k: m[k] for k in ("accuracy", "macro_f1", "loss")}
 
     n_params = sum(p.numel() for p in pipe.model.parameters())
-    print(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab)}, "
+    print(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab) if vocab else 'none'}, "
           f"classes {label_vocab.itos}, {n_params:,} parameters")
     trainer = Trainer(pipe.model, tcfg, out, step_fn, eval_fn, metric="accuracy", mode="max",
                       meta=pipe.meta(tcfg))
@@ -159,13 +184,15 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     pipe = ClassifyPipeline.load(a.model, a.device)
+    _check_features(pipe, a)
     data = dict(pipe.data)
     for k in ("text_col", "label_col", "delimiter", "encoding"):
         if getattr(a, k) is not None:
             data[k] = getattr(a, k)
     if a.no_header:
         data["header"] = False
-    texts, labels, lines = _read_labelled(a.data, data)
+    texts, labels, lines = (features.read_labelled if a.features else _read_labelled)(a.data, data)
+    lines = lines or list(range(len(labels)))  # an .npz has no lines: name the sequence number
     unknown = [(lb, ln) for lb, ln in zip(labels, lines) if lb not in pipe.labels]
     if unknown:
         raise UserError(f"{a.data}: line {unknown[0][1]} has label {unknown[0][0]!r}, which the model "
@@ -182,9 +209,17 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     pipe = ClassifyPipeline.load(a.model, a.device)
+    _check_features(pipe, a)
     if a.input and a.texts:
         raise UserError("give texts on the command line or --input FILE, not both")
-    if a.input:
+    key = "id" if a.features else "text"
+    if a.features:
+        if not a.input:
+            raise UserError("give the feature sequences to classify with --input (.npz or long CSV)")
+        fs = features.read_features(a.input, pipe.data, need_labels=False)
+        features.check_width(fs, pipe.data, a.input)
+        texts, shown = fs.seqs, fs.ids
+    elif a.input:
         name = Path(a.input).name.removesuffix(".gz")
         if name.endswith((".csv", ".tsv")):
             d = pipe.data
@@ -196,22 +231,24 @@ def cmd_predict(a: argparse.Namespace) -> int:
         texts = a.texts
     else:
         raise UserError("nothing to predict: give texts, or --input FILE")
+    if not a.features:
+        shown = texts
     probs = pipe.predict_proba(texts)
     names = pipe.labels.itos
     pred = [names[i] for i in probs.argmax(1)]
     if a.output:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["text", "label", *[f"p_{n}" for n in names]])
-        for t, lb, p in zip(texts, pred, probs):
+        w.writerow([key, "label", *[f"p_{n}" for n in names]])
+        for t, lb, p in zip(shown, pred, probs):
             w.writerow([t, lb, *[f"{x:.6f}" for x in p]])
         common.write_text_atomic(a.output, buf.getvalue())
-        print(f"wrote {len(texts)} predictions to {a.output}")
+        print(f"wrote {len(shown)} predictions to {a.output}")
     elif a.json:
-        for t, lb, p in zip(texts, pred, probs):
-            print(json.dumps({"text": t, "label": lb, "probs": dict(zip(names, map(float, p)))}))
+        for t, lb, p in zip(shown, pred, probs):
+            print(json.dumps({key: t, "label": lb, "probs": dict(zip(names, map(float, p)))}))
     else:
-        for t, lb, p in zip(texts, pred, probs):
+        for t, lb, p in zip(shown, pred, probs):
             shown = "  ".join(f"{n} {x:.3f}" for n, x in zip(names, p))
             print(f"{lb}\t({shown})\t{t}")
     return 0
@@ -237,6 +274,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     t.add_argument("--no-bucket", action="store_true",
                    help="batch in random order without grouping similar lengths (slower)")
+    g = t.add_argument_group("numeric feature sequences (instead of text)")
+    g.add_argument("--features", action="store_true",
+                   help="--train/--dev hold numeric sequences: a long CSV (id, step, feature columns..., label) "
+                        "or an .npz with x (batch, time, features), y (batch,) and optional lengths")
+    g.add_argument("--id-col", default="id", help="long CSV: column naming each sequence (default: %(default)s)")
+    g.add_argument("--step-col", default="step", help="long CSV: column ordering the steps (default: %(default)s)")
     common.add_train_args(t)
     t.set_defaults(func=cmd_train)
 
@@ -249,6 +292,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-header", action="store_true", help="the file has no header row")
     e.add_argument("--encoding", default=None, help="file encoding (default: as in training)")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.add_argument("--features", action="store_true", help="--data holds numeric feature sequences (.npz or "
+                                                          "long CSV), for a model trained with --features")
     e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     e.set_defaults(func=cmd_eval)
 
@@ -261,5 +306,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--delimiter", default=None, help="field separator of --input (default: as in training)")
     r.add_argument("--encoding", default=None, help="encoding of --input (default: as in training)")
     r.add_argument("--json", action="store_true", help="print one JSON object per text")
+    r.add_argument("--features", action="store_true", help="--input holds numeric feature sequences (.npz or "
+                                                          "long CSV), for a model trained with --features")
     r.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     r.set_defaults(func=cmd_predict)

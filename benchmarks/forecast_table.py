@@ -1,0 +1,142 @@
+"""Reproduce the README's forecasting tables: MASE of the recurrent forecaster and of every baseline
+(naive, seasonal naive, ETS, ARIMA) in a rolling-origin backtest on real series, and the AirPassengers
+anchor (MAPE, darts' protocol: forecasts from 1959-01 onward, horizon 6, stride 1).
+
+    .venv/bin/python benchmarks/forecast_table.py [--only air,co2] [--out runs/forecast] [--threads 1]
+
+Every model is trained with `seqlab forecast train` on the part of the series before its test part
+(no retraining during the backtest) and scored with `seqlab forecast eval`, which refits the
+baselines at every origin on all the history before it. Results: <out>/<series>/eval.json, gathered
+in <out>/results.json, and markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TS = ROOT.parent / "shared" / "data" / "timeseries"
+SEQLAB = [sys.executable, "-m", "seqlab", "forecast"]
+
+# the recipe shared by every series: a deep ensemble of 5 LSTMs; the epoch with the best dev MAE is kept
+# (the dev part: the steps just before the test part). AirPassengers is too short for a dev part (144
+# months; a 12-month horizon leaves one dev window), so it trains a fixed 300 epochs instead.
+RECIPE = ["--cell", "lstm", "--hidden", "64", "--ensemble", "5", "--schedule", "cosine"]
+
+# name: (series flags, model flags, eval flags, what the backtest is)
+SERIES = {
+    "air": ([f"--data={TS / 'airline-passengers.csv'}", "--test-start", "1959-01"],
+            ["--horizon", "12", "--lookback", "24", "--log", "--calendar", "--window-norm", "season",
+             "--dev", "0", "--epochs", "300"],
+            ["--start", "1959-01", "--stride", "1"], "AirPassengers, monthly"),
+    "temperatures": ([f"--data={TS / 'daily-min-temperatures.csv'}", "--fill", "interpolate", "--season", "365",
+                      "--test-start", "1990-01-01"],
+                     ["--horizon", "7", "--lookback", "30", "--calendar", "--epochs", "30", "--patience", "5"],
+                     ["--start", "1990-01-01", "--stride", "7"], "Melbourne daily minimum temperature"),
+    "sunspots-monthly": ([f"--data={TS / 'monthly-sunspots.csv'}", "--season", "1", "--test-start", "1964-01"],
+                         ["--horizon", "12", "--lookback", "60", "--epochs", "50", "--patience", "10"],
+                         ["--start", "1964-01", "--stride", "12"], "monthly sunspots (Zurich)"),
+    "co2": (["--data=statsmodels:co2", "--test-start", "1992-01"],
+            ["--horizon", "12", "--lookback", "36", "--calendar", "--window-norm", "season", "--epochs", "200",
+             "--patience", "20"],
+            ["--start", "1992-01", "--stride", "6"], "Mauna Loa CO2, monthly means"),
+    "elnino": (["--data=statsmodels:elnino", "--test-start", "2001-01"],
+               ["--horizon", "12", "--lookback", "36", "--calendar", "--dev", "60", "--epochs", "200",
+                "--patience", "20"],
+               ["--start", "2001-01", "--stride", "6"], "El Nino sea-surface temperature, monthly"),
+    "nile": (["--data=statsmodels:nile", "--test-start", "1951-01"],
+             ["--horizon", "5", "--lookback", "20", "--window-norm", "mean", "--dev", "10", "--epochs", "200",
+              "--patience", "20"],
+             ["--start", "1951-01", "--stride", "1"], "Nile flow, annual"),
+}
+ANCHOR = ([f"--data={TS / 'airline-passengers.csv'}", "--test-start", "1959-01"],
+          ["--horizon", "6", "--lookback", "24", "--log", "--calendar", "--window-norm", "season", "--dev", "0",
+           "--epochs", "300"])
+METHODS = ("rnn", "naive", "seasonal_naive", "ets", "arima")
+
+
+def run(cmd: list[str], log: Path) -> str:
+    with open(log, "a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        f.write(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
+    return r.stdout
+
+
+def train(name: str, series: list[str], model: list[str], out: Path, threads: int, seed: int) -> float:
+    run_dir = out / name
+    t = time.perf_counter()
+    run(SEQLAB + ["train", *series, *RECIPE, *model, "--out", str(run_dir), "--overwrite", "--save-every", "0",
+                  "--threads", str(threads), "--seed", str(seed)], out / f"{name}.log")
+    return time.perf_counter() - t
+
+
+def evaluate(name: str, out: Path, extra: list[str]) -> dict:
+    res = json.loads(run(SEQLAB + ["eval", "--model", str(out / name), "--json", *extra], out / f"{name}.log"))
+    (out / name / ("eval_last.json" if "--last-point" in extra else "eval.json")).write_text(json.dumps(res, indent=2))
+    return res
+
+
+def table(results: dict) -> str:
+    head = "| series | season | horizon | forecasts | " + " | ".join(METHODS) + " | RNN 80% / 95% coverage |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, r in results.items():
+        if name == "anchor":
+            continue
+        m = {k: r["results"][k]["mase"] for k in METHODS}
+        best = min(m.values())
+        cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in m.values()]
+        rnn = r["results"]["rnn"]
+        lines.append(f"| {SERIES[name][3]} | {r['season']} | {r['horizon']} | {r['origins']} | " + " | ".join(cells)
+                     + f" | {rnn.get('coverage80', float('nan')):.2f} / {rnn.get('coverage95', float('nan')):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERIES)},anchor")
+    p.add_argument("--out", default=str(ROOT / "runs" / "forecast"), help="where runs and results go")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per training run")
+    p.add_argument("--seed", type=int, default=1, help="training seed")
+    p.add_argument("--eval-only", action="store_true", help="reuse the trained models in --out")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = a.only.split(",") if a.only else [*SERIES, "anchor"]
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        if name == "anchor":
+            series, model = ANCHOR
+            secs = 0.0 if a.eval_only else train("anchor", series, model, out, a.threads, a.seed)
+            ev = ["--start", "1959-01", "--stride", "1"]
+            last = evaluate("anchor", out, ev + ["--last-point"])
+            full = evaluate("anchor", out, ev)
+            results["anchor"] = {"last_point": last, "all_steps": full, "train_seconds": round(secs, 1)}
+        else:
+            series, model, ev, _ = SERIES[name]
+            secs = 0.0 if a.eval_only else train(name, series, model, out, a.threads, a.seed)
+            t = time.perf_counter()
+            results[name] = {**evaluate(name, out, ev), "train_seconds": round(secs, 1),
+                             "eval_seconds": round(time.perf_counter() - t, 1)}
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    print(table({k: v for k, v in results.items() if k in SERIES}))
+    if "anchor" in results:
+        r = results["anchor"]
+        print("\n| AirPassengers, forecasts from 1959-01, horizon 6, stride 1 | " + " | ".join(METHODS) + " |")
+        print("|---|" + "---|" * len(METHODS))
+        for label, key in (("MAPE %, 6th month (darts' last_points_only)", "last_point"),
+                           ("MAPE %, all 6 months", "all_steps")):
+            print(f"| {label} | " + " | ".join(f"{r[key]['results'][m]['mape']:.2f}" for m in METHODS) + " |")
+
+
+if __name__ == "__main__":
+    main()

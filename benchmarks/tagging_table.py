@@ -1,0 +1,94 @@
+"""Reproduce the README's tagging table: CoNLL-2003 NER (test entity F1) and UD English-EWT POS
+(test UPOS accuracy), BiLSTM taggers with and without character features and a CRF.
+
+    .venv/bin/python benchmarks/tagging_table.py [--only conll-char-crf,ewt-char] [--threads 1] [--runs DIR]
+
+Every model is trained through `seqlab tag train` (model selection on the dev split, a fixed time
+budget per run, no pretrained embeddings) and scored once on the test split with `seqlab tag eval`.
+Results: <runs>/<run>/table_row.json, gathered in <runs>/results.json, and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "tagging"
+SEQLAB = [sys.executable, "-m", "seqlab"]
+CONLL = {"train": DATA / "conll2003" / "train.txt", "dev": DATA / "conll2003" / "valid.txt",
+         "test": DATA / "conll2003" / "test.txt"}
+EWT = {part: DATA / "ud_english_ewt" / f"en_ewt-ud-{part}.conllu.gz" for part in ("train", "dev", "test")}
+
+# the settings behind the README figures: the CLI defaults (lower-cased word embeddings 100 + case
+# feature, char BiLSTM 2x25, BiLSTM 100 per direction, CRF, dropout 0.5, word dropout 0.1, AdamW 4e-3
+# with a cosine schedule that ends with the --time budget), minus what a row leaves out
+COMMON = ["--patience", "0"]
+RUNS = {
+    "conll-word": (CONLL, ["--char-features", "none", "--no-crf"]),
+    "conll-char": (CONLL, ["--no-crf"]),
+    "conll-char-crf": (CONLL, []),
+    "ewt-word": (EWT, ["--char-features", "none", "--no-crf"]),
+    "ewt-char": (EWT, ["--no-crf"]),
+    "ewt-char-crf": (EWT, []),
+}
+
+
+def run(name: str, runs: Path, threads: int, minutes: float) -> dict:
+    files, extra = RUNS[name]
+    out = runs / name
+    cmd = [*SEQLAB, "tag", "train", "--train", str(files["train"]), "--dev", str(files["dev"]), *COMMON, *extra,
+           "--time", str(minutes), "--threads", str(threads), "--out", str(out), "--overwrite"]
+    print("$", " ".join(["seqlab", *cmd[3:]]), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    res = json.loads((out / "results.json").read_text())
+    ev = subprocess.run([*SEQLAB, "tag", "eval", "--model", str(out), "--data", str(files["test"]), "--json"],
+                        check=True, capture_output=True, text=True)
+    m = json.loads(ev.stdout)
+    res.update(name=name, wall_seconds=round(wall, 1), test_accuracy=m["accuracy"], test_f1=m.get("f1"),
+               test_per_type={t: s["f1"] for t, s in m.get("per_type", {}).items()})
+    (out / "table_row.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated run names (default: all): " + ", ".join(RUNS))
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default: %(default)s)")
+    ap.add_argument("--time", type=float, default=25.0, help="training minutes per run (default: %(default)s)")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "tagging",
+                    help="where the runs go (default: %(default)s)")
+    a = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found (place ../shared beside the project)")
+        return 0
+    only = [x for x in a.only.split(",") if x]
+    unknown = sorted(set(only) - set(RUNS))
+    if unknown:
+        ap.error(f"unknown run {unknown[0]!r}; choose from {', '.join(RUNS)}")
+    for name in RUNS:
+        if not only or name in only:
+            run(name, a.runs, a.threads, a.time)
+    rows = [a.runs / name / "table_row.json" for name in RUNS]  # also rows from earlier invocations
+    results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}
+    (a.runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\n| run | char features | CRF | dev | test | training time | epochs |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ner = name.startswith("conll")
+        dev, test = (r["dev_f1"], r["test_f1"]) if ner else (r["dev_accuracy"], r["test_accuracy"])
+        what = "entity F1" if ner else "UPOS acc."
+        print(f"| {name} | {'no' if 'char' not in name else 'BiLSTM'} | {'yes' if 'crf' in name else 'no'} "
+              f"| {what} {100 * dev:.2f} | {what} {100 * test:.2f} | {r['train_seconds'] / 60:.1f} min "
+              f"| {r['best_epoch']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Time series for forecasting: a CSV reader that checks the time axis, train-only scaling, windows.
+
+    date,passengers            read_series -> TimeSeries(index (time,), values (time, targets),
+    1949-01,112                                          covariates (time + future, covariates))
+    ...
+A forecaster trained on windows must never see the future. The series is cut at `test_start`:
+scaling statistics come from the steps before it only (`Scaler.fit(values[:test_start])`), and
+a window at origin `o` reads inputs from steps [o - lookback, o) and targets from [o, o + horizon)
+(data/windows.py): the input never includes the first step it is asked to predict.
+
+Problems a user can fix are `UserError`s naming the file line: a date that does not parse, a
+value that is not a number, a duplicate or out-of-order timestamp, missing time steps (or pass
+fill='interpolate'), a series shorter than lookback + horizon.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from seqlab.data.readers import read_table
+from seqlab.errors import UserError
+
+FILLS = ("none", "interpolate", "ffill")
+
+
+@dataclass
+class TimeSeries:
+    """A regular series: `values` (n, targets) observed; `covariates` (n + future, k) known ahead.
+
+    index: the time of each of the n + future steps (DatetimeIndex, or RangeIndex without a time column).
+    lines: the file line of each observed step (None for series that ship with a package).
+    """
+
+    index: pd.Index
+    values: np.ndarray
+    covariates: np.ndarray
+    targets: list[str]
+    covariate_names: list[str]
+    freq: str | None
+    season: int
+    source: str
+    lines: list[int] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def head(self, steps: int) -> TimeSeries:
+        """The first `steps` observed steps only (no future covariates): what a model may train on."""
+        return replace(self, index=self.index[:steps], values=self.values[:steps],
+                       covariates=self.covariates[:steps], lines=None if self.lines is None else self.lines[:steps])
+
+    def times(self, start: int, steps: int) -> pd.Index:
+        """Times of steps [start, start + steps), extending the index past its end with the frequency."""
+        if isinstance(self.index, pd.DatetimeIndex):
+            return pd.date_range(self.index[0], periods=start + steps, freq=self.freq)[start:]
+        return pd.RangeIndex(start, start + steps)
+
+    def label(self, i: int) -> str:
+        """A readable time for step i (also past the end of the index)."""
+        t = self.times(i, 1)[0]
+        return t.strftime("%Y-%m-%d") if isinstance(t, pd.Timestamp) else str(t)
+
+    def locate(self, when: str) -> int:
+        """Index of the first step at or after `when` (a date, or a step number without a time column)."""
+        if isinstance(self.index, pd.DatetimeIndex):
+            try:
+                t = pd.Timestamp(when)
+            except (ValueError, TypeError):
+                raise UserError(f"cannot read {when!r} as a date; write it like {self.label(0)}") from None
+            i = int(self.index.searchsorted(t))
+        else:
+            if not str(when).lstrip("-").isdigit():
+                raise UserError(f"{self.source} has no time column, so give a step number, not {when!r}")
+            i = int(when)
+        if not 0 <= i < self.n:
+            raise UserError(f"{when} is outside the observed series ({self.label(0)} .. {self.label(self.n - 1)})")
+        return i
+
+
+# ---- reading -----------------------------------------------------------------------------------
+def _split_names(spec: str | list[str] | None) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        return [s.strip() for s in spec.split(",") if s.strip()]
+    return list(spec)
+
+
+def parse_numbers(col: list[str], name: str, lines: list[int], path) -> np.ndarray:
+    """Floats of one column; empty cells become NaN, anything else that is not a number is an error."""
+    out = pd.to_numeric(pd.Series(col, dtype=object).replace("", np.nan), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(np.isnan(out) & np.array([c != "" for c in col]))
+    if len(bad):
+        i = bad[0]
+        raise UserError(f"{path}: line {lines[i]}: {col[i]!r} in column {name!r} is not a number; "
+                        "fix that cell (use a dot as the decimal mark, no units)")
+    return out
+
+
+def _parse_times(col: list[str], name: str, lines: list[int], path, fmt: str | None) -> pd.DatetimeIndex:
+    kw = {"format": fmt} if fmt else {}
+    try:
+        t = pd.to_datetime(pd.Series(col), errors="coerce", **kw)
+    except (ValueError, TypeError) as e:  # a bad --time-format
+        raise UserError(f"{path}: --time-format {fmt!r} cannot be used ({e})") from None
+    bad = np.flatnonzero(t.isna().to_numpy())
+    if len(bad):
+        i = bad[0]
+        hint = f"its format is not {fmt!r}" if fmt else "give its format with --time-format, e.g. %d/%m/%Y"
+        raise UserError(f"{path}: line {lines[i]}: cannot read {col[i]!r} in column {name!r} as a date; "
+                        f"fix that cell, or {hint}")
+    return pd.DatetimeIndex(t)
+
+
+def _candidate_freq(idx: pd.DatetimeIndex) -> str | None:
+    """The regular frequency an index with gaps was meant to have (pd.infer_freq gives up on gaps)."""
+    days = float(np.min((idx[1:] - idx[:-1]) / pd.Timedelta(days=1)))  # gaps only make steps longer
+    starts = bool((idx.day == 1).all())
+    ends = bool(idx.is_month_end.all())
+    if days < 1:
+        return f"{max(1, round(days * 1440))}min"
+    if days < 1.5:
+        return "D"
+    if 6.5 < days < 7.5:
+        return f"W-{idx[0].day_name()[:3].upper()}"
+    if 27 < days < 32:
+        return "MS" if starts else "ME" if ends else None
+    if 88 < days < 93:
+        return "QS" if starts else "QE" if ends else None
+    if 364 < days < 367:
+        return "YS" if starts else "YE" if ends else None
+    return None
+
+
+def infer_freq(idx: pd.DatetimeIndex) -> str | None:
+    """pandas' inferred frequency as a string (e.g. 'MS'), or None for an irregular index."""
+    with warnings.catch_warnings():  # pandas 3 warns that it will return an offset object one day
+        warnings.simplefilter("ignore")
+        f = pd.infer_freq(idx)
+    return getattr(f, "freqstr", f)
+
+
+def season_of(freq: str | None) -> int:
+    """The usual seasonal period of a frequency: monthly 12, quarterly 4, weekly 52, daily 7, hourly 24."""
+    if not freq:
+        return 1
+    f = freq.upper().split("-")[0].lstrip("0123456789")
+    for prefix, m in (("MS", 12), ("ME", 12), ("M", 12), ("QS", 4), ("QE", 4), ("Q", 4), ("W", 52),
+                      ("BH", 8), ("B", 5), ("D", 7), ("H", 24), ("YS", 1), ("YE", 1), ("Y", 1), ("A", 1)):
+        if f.startswith(prefix):
+            return m
+    return 1
+
+
+def check_time_axis(idx: pd.DatetimeIndex, lines: list[int] | None, source: str, fill: str) -> tuple[str, np.ndarray]:
+    """(frequency, positions of the observed rows on the regular grid); errors for bad time axes."""
+    where = (lambda i: f"line {lines[i]}") if lines else (lambda i: f"step {i}")
+    d = np.diff(idx.asi8)
+    if (d == 0).any():
+        i = int(np.flatnonzero(d == 0)[0])
+        raise UserError(f"{source}: duplicate timestamp {idx[i + 1]} at {where(i)} and {where(i + 1)}; "
+                        "keep one row per time step (aggregate the duplicates)")
+    if (d < 0).any():
+        i = int(np.flatnonzero(d < 0)[0])
+        raise UserError(f"{source}: {where(i + 1)}: {idx[i + 1]} comes before {idx[i]} on the row above; "
+                        "sort the file by time")
+    if len(idx) < 3:
+        raise UserError(f"{source}: only {len(idx)} time steps; a series needs many more")
+    freq = infer_freq(idx)
+    if freq is not None:
+        return freq, np.arange(len(idx))
+    freq = _candidate_freq(idx)
+    grid = pd.date_range(idx[0], idx[-1], freq=freq) if freq else None
+    if grid is None or not idx.isin(grid).all():
+        raise UserError(f"{source}: the timestamps are not evenly spaced (no regular frequency found); "
+                        "resample the series to a fixed step first")
+    missing = grid.difference(idx)
+    if fill == "none":
+        i = int(idx.searchsorted(missing[0])) - 1
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise UserError(f"{source}: missing timestamp {missing[0].strftime('%Y-%m-%d %H:%M').removesuffix(' 00:00')}"
+                        f" (after {where(i)}){more} in a {freq} series; add the rows or pass --fill interpolate")
+    return freq, grid.get_indexer(idx)
+
+
+def _fill(a: np.ndarray, how: str, names: list[str], lines, source: str) -> np.ndarray:
+    """Fill NaN in (time, k) columns; with how == 'none' a NaN is an error naming its line."""
+    nan = np.isnan(a)
+    if not nan.any():
+        return a
+    if how == "none":
+        t, j = (int(v[0]) for v in np.nonzero(nan))
+        at = f"line {lines[t]}" if lines else f"step {t}"
+        raise UserError(f"{source}: {at}: no value for {names[j]!r}; fill it, or pass --fill interpolate")
+    df = pd.DataFrame(a)
+    df = df.interpolate(limit_direction="both") if how == "interpolate" else df.ffill().bfill()
+    return df.to_numpy(float)
+
+
+def build_series(index, values: np.ndarray, covariates: np.ndarray, targets: list[str], cov_names: list[str],
+                 source: str, lines: list[int] | None = None, fill: str = "none", n_obs: int | None = None,
+                 season: int | None = None) -> TimeSeries:
+    """Check and regularise a series. `values` and `covariates` are (rows, k) with NaN for gaps; rows past
+    `n_obs` are future rows (covariates known, no target)."""
+    if fill not in FILLS:
+        raise UserError(f"unknown --fill {fill!r}; choose one of {', '.join(FILLS)}")
+    n_obs = len(values) if n_obs is None else n_obs
+    freq = None
+    if isinstance(index, pd.DatetimeIndex):
+        freq, pos = check_time_axis(index, lines, source, fill)
+        if len(pos) and pos[-1] + 1 != len(pos):  # put the rows on the full grid, gaps as NaN
+            grid = pd.date_range(index[0], index[-1], freq=freq)
+            full = np.full((len(grid), values.shape[1]), np.nan)
+            full[pos] = values
+            fullc = np.full((len(grid), covariates.shape[1]), np.nan)
+            fullc[pos] = covariates
+            n_obs = int(pos[n_obs - 1]) + 1 if n_obs else 0
+            index, values, covariates = grid, full, fullc
+            if lines is not None:  # a filled step reports the line of the row before the gap
+                lines = [lines[j] for j in np.searchsorted(pos, np.arange(len(grid)), "right") - 1]
+        else:
+            index = pd.DatetimeIndex(index, freq=freq)
+    else:
+        index = pd.RangeIndex(len(values))
+    obs = values[:n_obs]
+    if n_obs == 0 or np.isnan(obs).all():
+        raise UserError(f"{source}: no target values to learn from")
+    obs = _fill(obs, fill, targets, lines, source)
+    covs = _fill(covariates, fill, cov_names, lines, source) if covariates.shape[1] else covariates
+    return TimeSeries(index, obs, covs, targets, cov_names, freq, season or season_of(freq), source, lines)
+
+
+def read_series(path, time_col: str | None, targets: str | list[str], covariates: str | list[str] | None = None,
+                delimiter: str | None = None, encoding: str = "utf-8", fill: str = "none",
+                time_format: str | None = None, season: int | None = None) -> TimeSeries:
+    """Read a CSV/TSV into a TimeSeries. Rows at the end with empty targets but filled covariates are the
+    known future (for forecasting with covariates); an empty target elsewhere is a gap (see `fill`)."""
+    tnames, cnames = _split_names(targets), _split_names(covariates)
+    if not tnames:
+        raise UserError("give the column(s) to forecast with --target")
+    cols = ([time_col] if time_col else []) + tnames + cnames
+    table = read_table(path, cols, delimiter, True, encoding)
+    off = 1 if time_col else 0
+    vals = np.stack([parse_numbers(table.column(off + j), c, table.lines, path) for j, c in enumerate(tnames)], 1)
+    covs = np.stack([parse_numbers(table.column(off + len(tnames) + j), c, table.lines, path)
+                     for j, c in enumerate(cnames)], 1) if cnames else np.zeros((len(vals), 0))
+    n_obs = len(vals)
+    if cnames:  # trailing rows without targets: the known future of the covariates
+        has = ~np.isnan(vals).all(1)
+        n_obs = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
+    index = _parse_times(table.column(0), time_col, table.lines, path, time_format) if time_col else None
+    names = [table.columns[off + j] for j in range(len(tnames))]
+    cov_names = [table.columns[off + len(tnames) + j] for j in range(len(cnames))]
+    return build_series(index, vals, covs, names, cov_names, str(path), table.lines, fill, n_obs, season)
+
+
+# ---- scaling -----------------------------------------------------------------------------------
+@dataclass
+class Scaler:
+    """Per-column standardisation, optionally of log values: z = (log? y - mean) / std.
+
+    Fit it on the training part only; mean and std are lists (one per column) for JSON."""
+
+    mean: list[float]
+    std: list[float]
+    log: bool = False
+
+    @classmethod
+    def fit(cls, values: np.ndarray, log: bool = False, source: str = "the series") -> Scaler:
+        """values (time, k): the training part only."""
+        if log and (values <= 0).any():
+            raise UserError(f"{source}: --log needs positive values, but the series has values <= 0; drop --log")
+        v = np.log(values) if log else values
+        std = v.std(0)
+        return cls(v.mean(0).tolist(), np.where(std > 1e-12, std, 1.0).tolist(), log)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        v = np.log(np.maximum(values, 1e-300)) if self.log else values
+        return (v - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        v = z * np.asarray(self.std) + np.asarray(self.mean)
+        return np.exp(v) if self.log else v
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Scaler:
+        return cls(**d)
+
+
+def calendar_features(index: pd.Index, freq: str | None, season: int) -> np.ndarray:
+    """(time, 2): sine and cosine of the position within the season (month of year for monthly data)."""
+    if season <= 1:
+        return np.zeros((len(index), 0))
+    if isinstance(index, pd.DatetimeIndex):
+        f = (freq or "").upper().lstrip("0123456789")
+        if f.startswith("M"):
+            k = index.year * 12 + index.month - 1
+        elif f.startswith("Q"):
+            k = index.year * 4 + index.quarter - 1
+        elif f.startswith("W"):
+            k = (index - pd.Timestamp("1970-01-01")).days // 7
+        elif f.startswith(("D", "B")):
+            k = (index - pd.Timestamp("1970-01-01")).days
+        else:
+            k = (index - pd.Timestamp("1970-01-01")).total_seconds() // 3600
+        k = np.asarray(k, dtype=np.int64)
+    else:
+        k = np.arange(len(index))
+    phase = 2 * np.pi * (k % season) / season
+    return np.stack([np.sin(phase), np.cos(phase)], 1)

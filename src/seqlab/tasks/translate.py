@@ -1,0 +1,469 @@
+"""Translation end to end: `seqlab translate train | eval | predict`.
+
+`Seq2SeqPipeline` is what a checkpoint holds: normalisation settings, source and target
+tokenizers and vocabularies, and the `Seq2Seq` model. Raw strings in, decoded strings (with
+scores and attention) out. Question answering (`seqlab qa`) uses the same pipeline under task "qa".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqlab.data import Vocab, build_tokenizer, read_lines, tokenizer_from_json
+from seqlab.data.pairs import (
+    TUTORIAL_PREFIXES,
+    PairBatcher,
+    Pairs,
+    filter_pairs,
+    normalize,
+    read_pairs_table,
+    read_parallel,
+    split_pairs,
+)
+from seqlab.decode.seq2seq_search import decode, replace_unk
+from seqlab.errors import UserError
+from seqlab.models.attention import ATTENTIONS
+from seqlab.models.seq2seq import (
+    BRIDGES,
+    DEC_CELLS,
+    TF_DECAYS,
+    Seq2Seq,
+    Seq2SeqConfig,
+    TeacherForcing,
+    decoder_inputs,
+    seq2seq_loss,
+)
+from seqlab.tasks import common
+from seqlab.train import Trainer
+from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
+from seqlab.train.seq2seq_metrics import generation_metrics
+from seqlab.train.trainer import pick_device
+
+TASK = "translate"
+
+
+@dataclass
+class Output:
+    """A decoded text: `text`, its tokens, the normalised source tokens, total and mean
+    log-probability, and attention (len(tokens)+1 with <eos>, len(src_tokens)) if asked for."""
+
+    text: str
+    tokens: list[str]
+    src_tokens: list[str]
+    score: float
+    mean_logprob: float
+    attention: torch.Tensor | None
+
+
+class Seq2SeqPipeline:
+    """Normalisation, tokenizers, vocabularies and model: source text in, target text out."""
+
+    def __init__(self, task: str, src_tok, tgt_tok, src_vocab: Vocab, tgt_vocab: Vocab, model: Seq2Seq, data: dict):
+        self.task, self.src_tok, self.tgt_tok = task, src_tok, tgt_tok
+        self.src_vocab, self.tgt_vocab, self.model, self.data = src_vocab, tgt_vocab, model, data
+
+    def norm(self, text: str) -> str:
+        d = self.data
+        return normalize(text, d["lowercase"], d["nfkc"], d["split_punct"])
+
+    def src_tokens(self, text: str) -> list[str]:
+        return self.src_tok.tokenize(self.norm(text))[: self.data["max_src_len"]] or ["<unk>"]
+
+    def encode_src(self, texts: list[str]) -> list[torch.Tensor]:
+        """Source ids (1-d each), cut at the model's maximum source length with a warning."""
+        limit, long = self.data["max_src_len"], []
+        out = []
+        for i, t in enumerate(texts):
+            toks = self.src_tok.tokenize(self.norm(t))
+            if len(toks) > limit:
+                long.append(i)
+            out.append(torch.tensor(self.src_vocab.encode(toks[:limit]) or [self.src_vocab.unk_id]))
+        if long:
+            print(f"seqlab: warning: {len(long)} source text(s) longer than the model's maximum of {limit} "
+                  f"tokens were truncated (the first is input {long[0] + 1})", file=sys.stderr)
+        return out
+
+    def encode_tgt(self, texts: list[str]) -> list[torch.Tensor]:
+        """Target ids ending in <eos> (1-d each)."""
+        eos = self.tgt_vocab.eos_id
+        return [torch.tensor(self.tgt_vocab.encode(self.tgt_tok.tokenize(self.norm(t))) + [eos]) for t in texts]
+
+    def reference(self, text: str) -> str:
+        """A reference as the model would write it (normalised, tokenized, detokenized)."""
+        return self.tgt_tok.detokenize(self.tgt_tok.tokenize(self.norm(text)))
+
+    def batches(self, src: list[str], tgt: list[str], batch_size: int, **kw) -> PairBatcher:
+        return PairBatcher(self.encode_src(src), self.encode_tgt(tgt), batch_size, self.src_vocab.pad_id, **kw)
+
+    def generate(self, texts: list[str], beam: int = 1, max_len: int | None = None, alpha: float = 1.0,
+                 batch_size: int = 128, attention: bool = False, unk_replace: bool = False) -> list[Output]:
+        """Decode `texts` (greedy for beam 1), in their order."""
+        hyps = decode(self.model, self.encode_src(texts), beam, max_len or self.data["max_tgt_len"], alpha,
+                      batch_size, attention or unk_replace, self.src_vocab.pad_id)
+        out = []
+        for t, h in zip(texts, hyps):
+            toks, src = self.tgt_vocab.decode(h.tokens), self.src_tokens(t)
+            if unk_replace:
+                toks = replace_unk(toks, src, h.attention)
+            out.append(Output(self.tgt_tok.detokenize(toks), toks, src, h.score, h.mean_logprob, h.attention))
+        return out
+
+    @torch.no_grad()
+    def loss(self, src: list[str], tgt: list[str], batch_size: int = 128) -> float:
+        """Teacher-forced cross-entropy per target token (nats)."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        total, n = 0.0, 0
+        for b in self.batches(src, tgt, batch_size):
+            targets = b.targets.to(device)
+            logits, _ = self.model(b.ids.to(device), b.lengths, decoder_inputs(targets, *self._bos_pad()))
+            k = int((targets >= 0).sum())
+            total += float(seq2seq_loss(logits, targets)) * k
+            n += k
+        return total / max(1, n)
+
+    def _bos_pad(self) -> tuple[int, int]:
+        return self.tgt_vocab.bos_id, self.tgt_vocab.pad_id
+
+    def evaluate(self, src: list[str], tgt: list[str], beam: int = 1, alpha: float = 1.0,
+                 max_len: int | None = None) -> dict:
+        """bleu, chrf, exact_match, token_f1, n (and the outputs) against references `tgt`."""
+        outs = self.generate(src, beam, max_len, alpha)
+        m = generation_metrics([o.text for o in outs], [self.reference(t) for t in tgt])
+        return {**m, "outputs": outs}
+
+    def meta(self, train_cfg) -> dict:
+        vocab = {"src_tokenizer": self.src_tok.to_json(), "tgt_tokenizer": self.tgt_tok.to_json(),
+                 "src_vocab": self.src_vocab.to_json(), "tgt_vocab": self.tgt_vocab.to_json()}
+        return task_meta(self.task, self.model.cfg.to_json(), self.data, train_cfg, vocab)
+
+    @classmethod
+    def load(cls, path: str | Path, task: str = TASK, device: str = "cpu") -> Seq2SeqPipeline:
+        ckpt, cfg, v = open_checkpoint(path, task)
+        model = Seq2Seq(Seq2SeqConfig.from_json(cfg["model"]))
+        load_weights(model, ckpt, pick_device(device))
+        model.eval()
+        return cls(task, tokenizer_from_json(v["src_tokenizer"]), tokenizer_from_json(v["tgt_tokenizer"]),
+                   Vocab.from_json(v["src_vocab"]), Vocab.from_json(v["tgt_vocab"]), model, cfg["data"])
+
+
+def build_pipeline(a: argparse.Namespace, task: str, train: Pairs, data: dict) -> Seq2SeqPipeline:
+    """Tokenizers, vocabularies and a fresh model from the training pairs and the flags."""
+    src = [normalize(s, data["lowercase"], data["nfkc"], data["split_punct"]) for s in train.src]
+    tgt = [normalize(t, data["lowercase"], data["nfkc"], data["split_punct"]) for t in train.tgt]
+    if a.shared_vocab:
+        src_tok = tgt_tok = build_tokenizer(a.tokenizer, src + tgt, False, a.subword_vocab)
+        src_toks, tgt_toks = [src_tok.tokenize(s) for s in src], [tgt_tok.tokenize(t) for t in tgt]
+        src_vocab = tgt_vocab = Vocab.build(src_toks + tgt_toks, a.min_freq, a.max_vocab)
+    else:
+        src_tok = build_tokenizer(a.tokenizer, src, False, a.subword_vocab)
+        tgt_tok = build_tokenizer(a.tokenizer, tgt, False, a.subword_vocab)
+        src_toks, tgt_toks = [src_tok.tokenize(s) for s in src], [tgt_tok.tokenize(t) for t in tgt]
+        src_vocab = Vocab.build(src_toks, a.min_freq, a.max_vocab)
+        tgt_vocab = Vocab.build(tgt_toks, a.min_freq, a.max_vocab)
+    longest_src, longest_tgt = max(map(len, src_toks)), max(map(len, tgt_toks))
+    data["max_src_len"] = a.max_src_len or max(20, 2 * longest_src)
+    data["max_tgt_len"] = max(10, 2 * longest_tgt + 2)
+    enc = common.encoder_config(a, len(src_vocab), src_vocab.pad_id)
+    cfg = Seq2SeqConfig(enc, len(tgt_vocab), a.dec_embed or a.embed, a.dec_hidden, a.dec_layers or a.layers,
+                        a.dec_cell or a.cell, a.attention, a.attn_dim, a.input_feed, a.bridge, a.dropout,
+                        tgt_vocab.pad_id, tgt_vocab.bos_id, tgt_vocab.eos_id)
+    torch.manual_seed(a.seed)
+    try:
+        model = Seq2Seq(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return Seq2SeqPipeline(task, src_tok, tgt_tok, src_vocab, tgt_vocab, model, data)
+
+
+def fit(a: argparse.Namespace, pipe: Seq2SeqPipeline, out: Path, train: Pairs, eval_fn, metric: str, mode: str):
+    """Train `pipe.model` on `train` with the shared Trainer; returns the Trainer's final state."""
+    tcfg = common.train_config(a)  # also checked by model_flags, before any data is read
+    batches = pipe.batches(train.src, train.tgt, tcfg.batch_size, shuffle=True, seed=a.seed)
+    tf = TeacherForcing(a.teacher_forcing, a.tf_final, a.tf_decay, a.tf_steps or tcfg.epochs * len(batches))
+    bos, pad = pipe._bos_pad()
+    trainer: Trainer | None = None
+
+    def step_fn(model, batch):  # the ratio follows the Trainer's global step (scheduled sampling)
+        ratio = tf.ratio(trainer.state["step"])
+        logits, _ = model(batch.ids, batch.lengths, decoder_inputs(batch.targets, bos, pad), ratio)
+        return seq2seq_loss(logits, batch.targets, a.label_smoothing)
+
+    trainer = Trainer(pipe.model, tcfg, out, step_fn, eval_fn, metric=metric, mode=mode, meta=pipe.meta(tcfg))
+    return trainer.fit(batches, resume=a.resume)
+
+
+def model_flags(a: argparse.Namespace) -> None:
+    """Check the training and seq2seq flags before any data is read."""
+    common.train_config(a)
+    if not 0 <= a.label_smoothing < 1:
+        raise UserError(f"--label-smoothing must be in [0, 1), got {a.label_smoothing}")
+    if not (0 <= a.teacher_forcing <= 1 and 0 <= a.tf_final <= 1):
+        raise UserError("--teacher-forcing and --tf-final must be in [0, 1]")
+    if a.tf_decay == "none":
+        a.tf_final = a.teacher_forcing
+
+
+def read_pairs(a: argparse.Namespace, which: str = "") -> Pairs | None:
+    """Pairs from --{which}data (a table) or --{which}src/--{which}tgt (parallel files); None if absent."""
+    table, src, tgt = (getattr(a, f"{which}{k}", None) for k in ("data", "src", "tgt"))
+    if table and (src or tgt):
+        raise UserError(f"give --{which}data or --{which}src/--{which}tgt, not both")
+    if table:
+        return read_pairs_table(table, a.src_col, a.tgt_col, a.delimiter, a.header, a.encoding)
+    if src or tgt:
+        if not (src and tgt):
+            raise UserError(f"parallel files come in twos: give both --{which}src and --{which}tgt")
+        return read_parallel(src, tgt, a.encoding)
+    return None
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    model_flags(a)
+    out = common.check_out_dir(a.out, a.resume, a.overwrite)
+    pairs = read_pairs(a)
+    if pairs is None:
+        raise UserError("no training data: give --data FILE, or --src FILE --tgt FILE")
+    data = {"lowercase": a.lowercase, "nfkc": a.nfkc, "split_punct": a.split_punct, "src_col": a.src_col,
+            "tgt_col": a.tgt_col, "header": a.header, "delimiter": a.delimiter, "encoding": a.encoding}
+    prefixes = TUTORIAL_PREFIXES if a.prefixes == "tutorial" else tuple(p for p in a.prefixes.split(",") if p)
+
+    def norm_count(s):
+        return len(normalize(s, a.lowercase, a.nfkc, True).split())
+
+    def prepare(p: Pairs | None) -> Pairs | None:
+        if p is None or not (a.max_tokens or prefixes):
+            return p
+        return filter_pairs(p, a.max_tokens, prefixes, a.prefix_side, norm_count)
+
+    pairs = prepare(pairs)
+    valid, test = prepare(read_pairs(a, "valid_")), prepare(read_pairs(a, "test_"))
+    vf, tf_ = (0.0 if valid else a.valid_fraction), (0.0 if test or valid else a.test_fraction)
+    tr_idx, va_idx, te_idx = split_pairs(pairs, vf, tf_, a.seed)
+    train = pairs.subset(tr_idx)
+    valid = valid or pairs.subset(va_idx)
+    test = test or (pairs.subset(te_idx) if te_idx else None)
+    if len(train) == 0 or len(valid) == 0:
+        raise UserError(f"{pairs.origin}: {len(pairs)} pairs after filtering leave {len(train)} for training and "
+                        f"{len(valid)} for validation; relax the filters or give more data")
+    pipe = build_pipeline(a, TASK, train, data)
+    for name, p, given in (("valid", valid, a.valid_src or a.valid_data), ("test", test, a.test_src or a.test_data)):
+        if p is not None and not given:  # the held-out splits, for `translate eval` later
+            rows = "".join(f"{s.replace(chr(9), ' ')}\t{t.replace(chr(9), ' ')}\n" for s, t in zip(p.src, p.tgt))
+            common.write_text_atomic(out / "data" / f"{name}.tsv", rows)
+
+    def eval_fn(model):
+        m = pipe.evaluate(valid.src, valid.tgt, 1)
+        return {"bleu": m["bleu"], "chrf": m["chrf"], "exact_match": m["exact_match"],
+                "loss": pipe.loss(valid.src, valid.tgt)}
+
+    n_params = sum(p.numel() for p in pipe.model.parameters())
+    print(f"train {len(train)} pairs, valid {len(valid)}, test {len(test) if test else 0}; vocab source "
+          f"{len(pipe.src_vocab)} target {len(pipe.tgt_vocab)}; attention {a.attention}; {n_params:,} parameters")
+    st = fit(a, pipe, out, train, eval_fn, a.valid_metric, "max" if a.valid_metric == "bleu" else "min")
+    best = Seq2SeqPipeline.load(out / "best", TASK, a.device)
+    summary = {"best_epoch": st["best_epoch"], "train_seconds": round(st["elapsed"], 1), "steps": st["step"],
+               "parameters": n_params, "attention": a.attention}
+    for name, p in (("valid", valid), ("test", test)):
+        for beam in sorted({1, a.beam}):
+            if p is not None:
+                m = best.evaluate(p.src, p.tgt, beam, a.length_norm)
+                key = f"{name}_{'greedy' if beam == 1 else f'beam{beam}'}"
+                summary.update({f"{key}_bleu": round(m["bleu"], 2), f"{key}_chrf": round(m["chrf"], 2),
+                                f"{key}_exact_match": round(m["exact_match"], 4)})
+                print(f"{name} {'greedy' if beam == 1 else f'beam {beam}'}: BLEU {m['bleu']:.2f}  "
+                      f"chrF {m['chrf']:.2f}  exact match {m['exact_match']:.2%}  ({m['n']} pairs)")
+    common.write_text_atomic(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    print(f"trained {st['elapsed']:.0f}s (best epoch {st['best_epoch']}); model in {out / 'best'}")
+    if (out / "data" / "test.tsv").exists():
+        print(f"evaluate again with: seqlab translate eval --model {out} --data {out / 'data' / 'test.tsv'} "
+              "--src-col 0 --tgt-col 1 --header no --beam 5")
+    return 0
+
+
+def _eval_data(a: argparse.Namespace, data: dict) -> Pairs:
+    for k in ("src_col", "tgt_col", "header", "delimiter", "encoding"):
+        if getattr(a, k) is None:
+            setattr(a, k, data.get(k) if data.get(k) is not None else {"src_col": 0, "tgt_col": 1}.get(k))
+    pairs = read_pairs(a)
+    if pairs is None:
+        raise UserError("nothing to evaluate: give --data FILE, or --src FILE --tgt FILE")
+    return pairs
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    pipe = Seq2SeqPipeline.load(a.model, TASK, a.device)
+    pairs = _eval_data(a, pipe.data)
+    start = time.perf_counter()
+    m = pipe.evaluate(pairs.src, pairs.tgt, a.beam, a.length_norm, a.max_len)
+    secs = time.perf_counter() - start
+    outs = m.pop("outputs")
+    m["sentences_per_s"] = len(outs) / secs
+    if a.output:
+        rows = "".join(f"{s}\t{pipe.reference(t)}\t{o.text}\n" for s, t, o in zip(pairs.src, pairs.tgt, outs))
+        common.write_text_atomic(a.output, "source\treference\toutput\n" + rows)
+    if a.json:
+        print(json.dumps({"data": pairs.origin, "beam": a.beam, **m}))
+    else:
+        print(f"{pairs.origin}: {m['n']} pairs, {'greedy' if a.beam == 1 else f'beam {a.beam}'}  BLEU "
+              f"{m['bleu']:.2f}  chrF {m['chrf']:.2f}  exact match {m['exact_match']:.2%}  token F1 "
+              f"{m['token_f1']:.3f}  ({m['sentences_per_s']:.0f} sentences/s)")
+    return 0
+
+
+def attention_paths(path: str, n: int) -> list[Path]:
+    p = Path(path)
+    return [p] if n == 1 else [p.with_name(f"{p.stem}-{i + 1}{p.suffix or '.png'}") for i in range(n)]
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from seqlab.viz.attention import plot_attention
+
+    pipe = Seq2SeqPipeline.load(a.model, TASK, a.device)
+    if a.input and a.texts:
+        raise UserError("give texts on the command line or --input FILE, not both")
+    texts = read_lines(a.input, a.encoding) if a.input else a.texts
+    if not texts:
+        raise UserError("nothing to translate: give texts, or --input FILE")
+    if (a.show_attention or a.unk_replace) and pipe.model.attention is None:
+        raise UserError("this model has no attention (trained with --attention none); drop --show-attention "
+                        "and --unk-replace")
+    outs = pipe.generate(texts, a.beam, a.max_len, a.length_norm, a.batch, bool(a.show_attention), a.unk_replace)
+    for t, o in zip(texts, outs):
+        if a.json:
+            print(json.dumps({"source": t, "output": o.text, "score": o.score, "mean_logprob": o.mean_logprob}))
+        else:
+            print(o.text)
+    if a.show_attention:
+        for o, path in zip(outs, attention_paths(a.show_attention, len(outs))):
+            rows = o.tokens + ["<eos>"] * (len(o.attention) - len(o.tokens))
+            plot_attention(o.src_tokens, rows, o.attention, path, f"{' '.join(o.src_tokens)} -> {o.text}")
+            print(f"attention heatmap written to {path}", file=sys.stderr)
+    return 0
+
+
+def add_pair_args(p: argparse.ArgumentParser, what: str = "pairs", cols: tuple = (0, 1), defaults: bool = True):
+    g = p.add_argument_group("input files")
+    g.add_argument("--data", help=f"{what} as a CSV/TSV file (optionally .gz); see --src-col/--tgt-col")
+    g.add_argument("--src", help="or: the source side as a plain-text file, one sentence per line (optionally .gz)")
+    g.add_argument("--tgt", help="with --src: the target side, line-aligned with --src")
+    d = (lambda v: v) if defaults else (lambda v: None)
+    g.add_argument("--src-col", default=d(cols[0]), help="source column of --data: header name or 0-based index "
+                   "(default: %(default)s)" if defaults else "source column (default: as in training)")
+    g.add_argument("--tgt-col", default=d(cols[1]), help="target column of --data: header name or 0-based index "
+                   "(default: %(default)s)" if defaults else "target column (default: as in training)")
+    g.add_argument("--header", choices=["auto", "yes", "no"], default=d("auto"),
+                   help="does --data have a header row; auto = yes when a column is given by name "
+                        "(default: %(default)s)")
+    g.add_argument("--delimiter", default=None, help="field separator; default: ',' for .csv, TAB for .tsv or a "
+                   "tab in the first line")
+    g.add_argument("--encoding", default=d("utf-8"), help="text encoding of the files (default: %(default)s)")
+
+
+def add_decode_args(p: argparse.ArgumentParser, beam: int = 1, device: bool = True) -> None:
+    g = p.add_argument_group("decoding")
+    g.add_argument("--beam", type=int, default=beam, help="beam size; 1 = greedy (default: %(default)s)")
+    g.add_argument("--length-norm", type=float, default=1.0,
+                   help="beam scores are sum(log p) / length**this; 0 = raw sums (default: %(default)s)")
+    g.add_argument("--max-len", type=int, default=None,
+                   help="longest output in tokens (default: twice the longest training target + 2)")
+    if device:
+        g.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+
+
+def add_seq2seq_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128) -> None:
+    """Tokenizer, encoder, decoder, attention and seq2seq training flags (translate and qa)."""
+    common.add_tokenizer_args(p, max_len=False, source="the training pairs")
+    g = p.add_argument_group("normalisation")
+    g.add_argument("--nfkc", action="store_true", help="Unicode NFKC normalisation (fold full-width forms, ligatures)")
+    g.add_argument("--split-punct", action="store_true", help="put spaces around punctuation before tokenizing")
+    g.add_argument("--shared-vocab", action="store_true", help="one tokenizer and vocabulary for both sides")
+    g.add_argument("--max-src-len", type=int, default=0, help="longest source in tokens; longer ones are cut "
+                   "with a warning; 0 = twice the longest training source, at least 20 (default: %(default)s)")
+    common.add_encoder_args(p, hidden=hidden, embed=embed)
+    p.set_defaults(cell="gru")
+    g = p.add_argument_group("decoder and attention")
+    g.add_argument("--dec-cell", choices=DEC_CELLS, default=None, help="decoder cell (default: as --cell)")
+    g.add_argument("--dec-layers", type=int, default=0, help="decoder layers; 0 = as --layers (default: %(default)s)")
+    g.add_argument("--dec-hidden", type=int, default=0, help="decoder state size; 0 = the encoder's output size "
+                   "(2x --hidden when bidirectional) (default: %(default)s)")
+    g.add_argument("--dec-embed", type=int, default=0, help="target embedding size; 0 = --embed (default: %(default)s)")
+    g.add_argument("--attention", choices=ATTENTIONS, default="additive",
+                   help="none, dot (Luong), general (Luong) or additive (Bahdanau) (default: %(default)s)")
+    g.add_argument("--attn-dim", type=int, default=0, help="hidden units of additive attention; 0 = decoder size")
+    g.add_argument("--input-feed", action="store_true", help="feed the previous attentional state into the decoder")
+    g.add_argument("--bridge", choices=BRIDGES, default="linear",
+                   help="decoder initial state: linear map of the encoder's final states, or zero "
+                        "(default: %(default)s)")
+    g = p.add_argument_group("seq2seq training")
+    g.add_argument("--teacher-forcing", type=float, default=1.0,
+                   help="probability of feeding the gold previous token instead of the model's own "
+                        "(default: %(default)s)")
+    g.add_argument("--tf-decay", choices=TF_DECAYS, default="none",
+                   help="scheduled sampling: decay the ratio towards --tf-final (default: %(default)s)")
+    g.add_argument("--tf-final", type=float, default=0.5, help="ratio at the end of the decay (default: %(default)s)")
+    g.add_argument("--tf-steps", type=int, default=0, help="steps over which the ratio decays; 0 = all training "
+                   "steps (default: %(default)s)")
+    g.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="spread this much target probability over the whole vocabulary (default: %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="seq2seq translation with attention: train, eval, predict",
+                       description="Train, evaluate and use an encoder-decoder with attention on sentence pairs.")
+    s = p.add_subparsers(dest="action", required=True, metavar="{train,eval,predict}")
+
+    t = s.add_parser("train", help="train on sentence pairs (a TSV/CSV file or two parallel files)")
+    add_pair_args(t, "training pairs")
+    g = t.add_argument_group("validation and test data")
+    for which in ("valid", "test"):
+        g.add_argument(f"--{which}-data", help=f"{which} pairs as a CSV/TSV file (same columns as --data)")
+        g.add_argument(f"--{which}-src", help=f"{which} source file, one sentence per line")
+        g.add_argument(f"--{which}-tgt", help=f"{which} target file, line-aligned with --{which}-src")
+    g.add_argument("--valid-fraction", type=float, default=0.05,
+                   help="share of the pairs held out for validation without --valid-* (default: %(default)s)")
+    g.add_argument("--test-fraction", type=float, default=0.05,
+                   help="share held out as a test split without --valid-* or --test-* (default: %(default)s)")
+    g = t.add_argument_group("filters")
+    g.add_argument("--max-tokens", type=int, default=0,
+                   help="keep pairs whose sides both have fewer tokens than this; 0 = all (default: %(default)s)")
+    g.add_argument("--prefixes", default="",
+                   help="keep pairs whose --prefix-side starts with one of these comma-separated prefixes; "
+                        "'tutorial' = the PyTorch tutorial's 'i am, he is, she is, you are, we are, they are'")
+    g.add_argument("--prefix-side", choices=["src", "tgt"], default="src",
+                   help="which side --prefixes apply to (default: %(default)s)")
+    add_seq2seq_args(t)
+    g = t.add_argument_group("evaluation during training")
+    g.add_argument("--valid-metric", choices=["bleu", "loss"], default="bleu",
+                   help="dev metric that picks the best checkpoint (greedy BLEU or loss) (default: %(default)s)")
+    add_decode_args(t, beam=5, device=False)
+    common.add_train_args(t, epochs=10, batch=64, lr=2e-3)
+    t.set_defaults(func=cmd_train)
+
+    e = s.add_parser("eval", help="BLEU, chrF, exact match and token F1 on pairs")
+    e.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a translation model")
+    add_pair_args(e, "pairs to score", defaults=False)
+    add_decode_args(e)
+    e.add_argument("--output", help="write a TSV of source, reference and output here")
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.set_defaults(func=cmd_eval)
+
+    r = s.add_parser("predict", help="translate new sentences")
+    r.add_argument("texts", nargs="*", help="sentences to translate")
+    r.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a translation model")
+    r.add_argument("--input", help="plain-text file of sentences, one per line")
+    r.add_argument("--encoding", default="utf-8", help="encoding of --input (default: %(default)s)")
+    add_decode_args(r)
+    r.add_argument("--batch", type=int, default=128, help="sentences decoded together (default: %(default)s)")
+    r.add_argument("--show-attention", metavar="PNG", help="write an attention heatmap here (NAME-1.png, ... "
+                   "for several sentences)")
+    r.add_argument("--unk-replace", action="store_true", help="replace <unk> outputs by the most-attended source word")
+    r.add_argument("--json", action="store_true", help="print one JSON object per sentence, with its score")
+    r.set_defaults(func=cmd_predict)
