@@ -29,12 +29,13 @@ class Forecasts:
 
 
 def rolling_origins(n: int, horizon: int, folds: int | None, stride: int, first: int | None = None,
-                    earliest: int = 0) -> np.ndarray:
+                    earliest: int = 0, label: Callable[[int], str] = str) -> np.ndarray:
     """Origins for a backtest on a series of n observed steps.
 
     With `first`: every stride-th origin from `first` while the whole horizon is observed. Otherwise the
     last `folds` origins, the latest ending at the last observed step. Origins before `earliest` (the
-    model's training part) are refused: testing there would score data the model was trained on."""
+    model's training part) are refused: testing there would score data the model was trained on.
+    `label` names a step in the error message (e.g. TimeSeries.label)."""
     if stride < 1:
         raise UserError("--stride must be at least 1")
     if first is not None:
@@ -45,9 +46,10 @@ def rolling_origins(n: int, horizon: int, folds: int | None, stride: int, first:
         origins = np.arange(n - horizon - stride * (folds - 1), n - horizon + 1, stride)
     if len(origins) == 0 or origins[0] < max(earliest, 1):
         fit = max(0, (n - horizon - earliest) // stride + 1)
-        raise UserError(f"the backtest would start at step {origins[0] if len(origins) else first}, but the "
-                        f"model was trained on the steps before {earliest}; use --backtest {fit} or fewer, a "
-                        "later --start, or train with a larger --test")
+        start = int(origins[0]) if len(origins) else first
+        raise UserError(f"the backtest would start at {label(start)}, but the model was trained on the steps "
+                        f"before {label(earliest)}; use --backtest {fit} or fewer, a later --start, or train "
+                        "with a larger --test")
     return origins
 
 

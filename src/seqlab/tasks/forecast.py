@@ -109,7 +109,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{s.source}: {s.n} steps ({s.label(0)} .. {s.label(s.n - 1)}, freq {s.freq}, season {s.season}); "
-          f"train windows {len(x)}, dev from {s.label(dev_start)}, test from {s.label(test_start)}; "
+          f"train windows {len(x)}, " + (f"dev from {s.label(dev_start)}" if eval_fn else "no dev part") +
+          f", test from {s.label(test_start)}; "
           f"{n_params:,} parameters")
     trainer = Trainer(model, tcfg, out, step_fn, eval_fn, metric="mae", mode="min", meta=pipe.meta(tcfg))
     st = trainer.fit(batches, resume=a.resume)
@@ -139,7 +140,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     pipe, s, earliest = _pipe_and_series(a)
     H, season = pipe.horizon, pipe.data["season"]
     first = s.locate(a.start) if a.start else None
-    origins = rolling_origins(s.n, H, a.backtest, a.stride or H, first, earliest)
+    origins = rolling_origins(s.n, H, a.backtest, a.stride or H, first, earliest, s.label)
     same = s.source == pipe.data["data"]  # MASE scale: in-sample error on the training part
     scale = mase_scale(s.values[: pipe.data["test_start"] if same else int(origins[0])], season)
     methods = [m for m in (a.baselines.split(",") if a.baselines is not None else BASELINES) if m]
@@ -186,11 +187,11 @@ def cmd_predict(a: argparse.Namespace) -> int:
         actual = s.values[origin : origin + H] if known == H else None
         plot_forecast(s.times(start, origin - start), s.values[start:origin], times, fc.mean[0],
                       {lv: (lo[0], hi[0]) for lv, (lo, hi) in fc.intervals.items()}, a.plot, actual,
-                      f"{s.source}: forecast from {s.label(origin)}", s.targets)
+                      f"{s.source.rsplit('/', 1)[-1]}: forecast from {s.label(origin)}", s.targets)
         print(f"wrote {a.plot}")
     if a.output:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]) + (["actual"] if "actual" not in rows[0] else []))
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
         common.write_text_atomic(a.output, buf.getvalue())
@@ -199,8 +200,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
         for r in rows:
             print(json.dumps(r))
     elif not a.plot:
+        keys = list(rows[0])  # the first row has an actual value whenever any row has
+        print("\t".join(keys))
         for r in rows:
-            print("\t".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()))
+            print("\t".join(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys))
     return 0
 
 
