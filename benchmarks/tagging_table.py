@@ -51,7 +51,11 @@ def run(name: str, runs: Path, threads: int, minutes: float) -> dict:
     ev = subprocess.run([*SEQLAB, "tag", "eval", "--model", str(out), "--data", str(files["test"]), "--json"],
                         check=True, capture_output=True, text=True)
     m = json.loads(ev.stdout)
-    res.update(name=name, wall_seconds=round(wall, 1), test_accuracy=m["accuracy"], test_f1=m.get("f1"),
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"dev_' in x]
+    best = next(e for e in evals if e["epoch"] == res["best_epoch"])
+    epochs = res["steps"] / evals[0]["step"] * evals[0]["epoch"]  # the first evaluation ends epoch 1
+    res.update(name=name, wall_seconds=round(wall, 1), epochs=round(epochs, 1),
+               best_seconds=round(best["time"], 1), test_accuracy=m["accuracy"], test_f1=m.get("f1"),
                test_per_type={t: s["f1"] for t, s in m.get("per_type", {}).items()})
     (out / "table_row.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -78,15 +82,15 @@ def main() -> int:
     rows = [a.runs / name / "table_row.json" for name in RUNS]  # also rows from earlier invocations
     results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}
     (a.runs / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\n| run | char features | CRF | dev | test | training time | epochs |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| run | char features | CRF | metric | dev | test | training time | best checkpoint at |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ner = name.startswith("conll")
         dev, test = (r["dev_f1"], r["test_f1"]) if ner else (r["dev_accuracy"], r["test_accuracy"])
-        what = "entity F1" if ner else "UPOS acc."
-        print(f"| {name} | {'no' if 'char' not in name else 'BiLSTM'} | {'yes' if 'crf' in name else 'no'} "
-              f"| {what} {100 * dev:.2f} | {what} {100 * test:.2f} | {r['train_seconds'] / 60:.1f} min "
-              f"| {r['best_epoch']} |")
+        print(f"| {name} | {'BiLSTM' if 'char' in name else 'no'} | {'yes' if 'crf' in name else 'no'} "
+              f"| {'entity F1' if ner else 'UPOS accuracy'} | {100 * dev:.2f} | {100 * test:.2f} "
+              f"| {r['train_seconds'] / 60:.1f} min ({r['epochs']:g} epochs) "
+              f"| {r['best_seconds'] / 60:.1f} min (epoch {r['best_epoch']:g}) |")
     return 0
 
 
