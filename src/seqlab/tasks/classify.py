@@ -27,7 +27,7 @@ from seqlab.data import (
 )
 from seqlab.errors import UserError
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
-from seqlab.tasks import common
+from seqlab.tasks import common, regression
 from seqlab.train import Trainer
 from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
 from seqlab.train.metrics import classification_metrics, format_confusion
@@ -39,7 +39,8 @@ TASK = "classify"
 class ClassifyPipeline:
     """Tokenizer, vocabulary, labels and model: raw text in, class probabilities out. A model of numeric
     feature sequences (`--features`) has no tokenizer or vocabulary (None): its inputs are (time, features)
-    arrays, standardised with the training statistics in data["scaler"]."""
+    arrays, standardised with the training statistics in data["scaler"]. A regression model (`--regression`)
+    has no label set (labels None): one output, the target standardised with data["target"]."""
 
     def __init__(self, tokenizer, vocab: Vocab, labels: Vocab, model: TextClassifier, data: dict):
         self.tokenizer, self.vocab, self.labels, self.model, self.data = tokenizer, vocab, labels, model, data
@@ -58,7 +59,13 @@ class ClassifyPipeline:
 
     def batches(self, texts: list[str], labels: list[str] | None = None, batch_size: int = 256,
                 **kw) -> BucketBatcher:
-        targets = torch.tensor(self.labels.encode(labels)) if labels is not None else None
+        if labels is None:
+            targets = None
+        elif self.labels is None:  # regression: float targets (n,), standardised
+            targets = torch.tensor(regression.standardise(np.asarray(labels, float), self.data["target"]),
+                                   dtype=torch.float32)
+        else:
+            targets = torch.tensor(self.labels.encode(labels))
         if self.vocab is None:
             return features.FeatureBatcher(self.encode(texts), targets, batch_size, 0, **kw)
         return BucketBatcher(self.encode(texts), targets, batch_size, self.vocab.pad_id, **kw)
@@ -73,8 +80,18 @@ class ClassifyPipeline:
             probs[b.index] = F.softmax(self.model(b.ids.to(device), b.lengths), -1).float().cpu()
         return probs.numpy()
 
+    @torch.no_grad()
+    def predict_values(self, texts: list, batch_size: int = 256) -> np.ndarray:
+        """Regression: (n,) predictions in the target's own units, in the order of `texts`."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        z = torch.empty(len(texts))
+        for b in self.batches(texts, batch_size=batch_size):
+            z[b.index] = self.model(b.ids.to(device), b.lengths)[:, 0].float().cpu()
+        return regression.restore(z.numpy().astype(np.float64), self.data["target"])
+
     def meta(self, train_cfg) -> dict:
-        vocab = {"labels": self.labels.to_json()}
+        vocab = {"labels": self.labels.to_json()} if self.labels is not None else {}
         if self.vocab is not None:
             vocab.update(tokenizer=self.tokenizer.to_json(), vocab=self.vocab.to_json())
         return task_meta(TASK, self.model.cfg.to_json(), self.data, train_cfg, vocab)
@@ -86,7 +103,8 @@ class ClassifyPipeline:
         load_weights(model, ckpt, pick_device(device))
         tok = tokenizer_from_json(v["tokenizer"]) if "tokenizer" in v else None
         vocab = Vocab.from_json(v["vocab"]) if "vocab" in v else None
-        return cls(tok, vocab, Vocab.from_json(v["labels"]), model, cfg["data"])
+        labels = Vocab.from_json(v["labels"]) if "labels" in v else None
+        return cls(tok, vocab, labels, model, cfg["data"])
 
 
 def _read_labelled(path, data: dict) -> tuple[list[str], list[str], list[int]]:
@@ -109,6 +127,11 @@ def _evaluate(pipe: ClassifyPipeline, texts, labels, batch_size=256) -> dict:
     return m
 
 
+def _evaluate_regression(pipe: ClassifyPipeline, texts, targets, batch_size=256) -> dict:
+    return regression.regression_metrics(np.asarray(targets, float), pipe.predict_values(texts, batch_size),
+                                         pipe.data["target"]["mean"])
+
+
 def _check_features(pipe: ClassifyPipeline, a: argparse.Namespace) -> None:
     """A feature-sequence model reads feature files (--features), a text model reads text."""
     if a.features != (pipe.vocab is None):
@@ -125,9 +148,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     read = features.read_labelled if a.features else _read_labelled
     tcfg = common.train_config(a)
     out = common.check_out_dir(a.out, a.resume, a.overwrite)
-    texts, labels, _ = read(a.train, data)
+    texts, labels, lines = read(a.train, data)
+    if a.regression:  # numeric targets; lists of floats from here on
+        data["regression"] = True
+        labels = regression.parse_targets(labels, lines, a.train).tolist()
     if a.dev:
         dev_texts, dev_labels, dev_lines = read(a.dev, data)
+        if a.regression:
+            dev_labels = regression.parse_targets(dev_labels, dev_lines, a.dev).tolist()
     else:  # hold out a seeded fraction of the training file
         perm = np.random.default_rng(a.seed).permutation(len(texts))
         k = max(1, int(len(texts) * a.dev_fraction))
@@ -135,11 +163,13 @@ def cmd_train(a: argparse.Namespace) -> int:
         dev_texts, dev_labels = [texts[i] for i in dev_idx], [labels[i] for i in dev_idx]
         texts, labels = [texts[i] for i in tr_idx], [labels[i] for i in tr_idx]
         dev_lines = None
-    label_vocab = Vocab.labels(labels)
-    if len(label_vocab) < 2:
+    label_vocab = None if a.regression else Vocab.labels(labels)
+    if a.regression:
+        data["target"] = regression.target_scaler(np.array(labels))
+    elif len(label_vocab) < 2:
         raise UserError(f"{a.train}: the label column {a.label_col!r} has only one class "
                         f"({label_vocab.itos[0]!r}); a classifier needs at least two")
-    unseen = sorted(set(dev_labels) - set(label_vocab.itos))
+    unseen = [] if a.regression else sorted(set(dev_labels) - set(label_vocab.itos))
     if unseen:
         where = f" (line {dev_lines[dev_labels.index(unseen[0])]})" if dev_lines else ""
         raise UserError(f"{a.dev}: label {unseen[0]!r}{where} never occurs in {a.train}; "
@@ -154,25 +184,40 @@ def cmd_train(a: argparse.Namespace) -> int:
         enc = common.encoder_config(a, len(vocab), vocab.pad_id)
     if a.cell == "none" and a.pooling == "last":
         a.pooling = "mean"
-    cfg = ClassifierConfig(enc, len(label_vocab), a.pooling, a.dropout)
+    cfg = ClassifierConfig(enc, 1 if a.regression else len(label_vocab), a.pooling, a.dropout)
     torch.manual_seed(a.seed)
     pipe = ClassifyPipeline(tok, vocab, label_vocab, TextClassifier(cfg), data)
     batches = pipe.batches(texts, labels, tcfg.batch_size, shuffle=True, bucket=not a.no_bucket, seed=a.seed)
 
     def step_fn(model, batch):
-        return F.cross_entropy(model(batch.ids, batch.lengths), batch.targets)
+        out = model(batch.ids, batch.lengths)
+        if a.regression:
+            return F.mse_loss(out[:, 0].float(), batch.targets)
+        return F.cross_entropy(out, batch.targets)
 
     def eval_fn(model):
+        if a.regression:
+            m = _evaluate_regression(pipe, dev_texts, dev_labels)
+            return {k: m[k] for k in ("mae", "rmse", "r2")}
         m = _evaluate(pipe, dev_texts, dev_labels)
         return {k: m[k] for k in ("accuracy", "macro_f1", "loss")}
 
     n_params = sum(p.numel() for p in pipe.model.parameters())
     print(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab) if vocab else 'none'}, "
-          f"classes {label_vocab.itos}, {n_params:,} parameters")
-    trainer = Trainer(pipe.model, tcfg, out, step_fn, eval_fn, metric="accuracy", mode="max",
-                      meta=pipe.meta(tcfg))
+          f"{'regression' if a.regression else f'classes {label_vocab.itos}'}, {n_params:,} parameters")
+    metric, mode = ("mae", "min") if a.regression else ("accuracy", "max")
+    trainer = Trainer(pipe.model, tcfg, out, step_fn, eval_fn, metric=metric, mode=mode, meta=pipe.meta(tcfg))
     st = trainer.fit(batches, resume=a.resume)
     best = ClassifyPipeline.load(out / "best")
+    if a.regression:
+        m = _evaluate_regression(best, dev_texts, dev_labels)
+        summary = {f"dev_{k}": v for k, v in m.items() if k != "n"} | {
+            "best_epoch": st["best_epoch"], "train_seconds": round(st["elapsed"], 1), "steps": st["step"],
+            "parameters": n_params}
+        common.write_text_atomic(out / "results.json", json.dumps(summary, indent=2) + "\n")
+        print(regression.format_metrics("best dev", m) + f", epoch {st['best_epoch']}; trained "
+              f"{st['elapsed']:.0f}s; model in {out / 'best'}")
+        return 0
     m = _evaluate(best, dev_texts, dev_labels)
     summary = {"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"], "best_epoch": st["best_epoch"],
                "train_seconds": round(st["elapsed"], 1), "steps": st["step"], "parameters": n_params}
@@ -192,6 +237,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.no_header:
         data["header"] = False
     texts, labels, lines = (features.read_labelled if a.features else _read_labelled)(a.data, data)
+    if pipe.labels is None:  # a regression model
+        m = _evaluate_regression(pipe, texts, regression.parse_targets(labels, lines, a.data))
+        print(json.dumps({"data": str(a.data), **m}) if a.json else regression.format_metrics(a.data, m))
+        return 0
     lines = lines or list(range(len(labels)))  # an .npz has no lines: name the sequence number
     unknown = [(lb, ln) for lb, ln in zip(labels, lines) if lb not in pipe.labels]
     if unknown:
@@ -233,6 +282,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
         raise UserError("nothing to predict: give texts, or --input FILE")
     if not a.features:
         shown = texts
+    if pipe.labels is None:  # a regression model
+        return _print_values(a, key, shown, pipe.predict_values(texts))
     probs = pipe.predict_proba(texts)
     names = pipe.labels.itos
     pred = [names[i] for i in probs.argmax(1)]
@@ -251,6 +302,20 @@ def cmd_predict(a: argparse.Namespace) -> int:
         for t, lb, p in zip(shown, pred, probs):
             shown = "  ".join(f"{n} {x:.3f}" for n, x in zip(names, p))
             print(f"{lb}\t({shown})\t{t}")
+    return 0
+
+
+def _print_values(a: argparse.Namespace, key: str, shown: list, values: np.ndarray) -> int:
+    if a.output:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow([key, "prediction"])
+        w.writerows([t, f"{v:.6g}"] for t, v in zip(shown, values))
+        common.write_text_atomic(a.output, buf.getvalue())
+        print(f"wrote {len(shown)} predictions to {a.output}")
+    else:
+        for t, v in zip(shown, values):
+            print(json.dumps({key: t, "prediction": float(v)}) if a.json else f"{v:.6g}\t{t}")
     return 0
 
 
@@ -280,6 +345,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or an .npz with x (batch, time, features), y (batch,) and optional lengths")
     g.add_argument("--id-col", default="id", help="long CSV: column naming each sequence (default: %(default)s)")
     g.add_argument("--step-col", default="step", help="long CSV: column ordering the steps (default: %(default)s)")
+    t.add_argument("--regression", action="store_true",
+                   help="the label column holds numbers: predict a value per sequence (mean squared error on the "
+                        "standardised target; MAE, RMSE and R² reported) instead of a class")
     common.add_train_args(t)
     t.set_defaults(func=cmd_train)
 
