@@ -118,3 +118,14 @@ def test_bad_npz_is_a_user_error(tmp_path):
     np.savez(tmp_path / "nolabels.npz", x=np.zeros((3, 4, 1)))
     with pytest.raises(UserError, match="no labels"):
         read_features(tmp_path / "nolabels.npz", {})
+
+
+def test_unknown_label_in_an_npz_names_the_sequence(sines, tmp_path, capsys):
+    x, y, lengths = noisy_sines(5, 9)
+    y[3] = "f9"
+    np.savez(tmp_path / "odd.npz", x=x, y=y, lengths=lengths)
+    capsys.readouterr()
+    assert main(["classify", "eval", "--features", "--model", str(sines / "run"), "--data",
+                 str(tmp_path / "odd.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "sequence 3 has label 'f9'" in err and "line" not in err, err

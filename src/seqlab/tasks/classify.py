@@ -241,10 +241,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
         m = _evaluate_regression(pipe, texts, regression.parse_targets(labels, lines, a.data))
         print(json.dumps({"data": str(a.data), **m}) if a.json else regression.format_metrics(a.data, m))
         return 0
-    lines = lines or list(range(len(labels)))  # an .npz has no lines: name the sequence number
-    unknown = [(lb, ln) for lb, ln in zip(labels, lines) if lb not in pipe.labels]
+    where = [f"line {n}" for n in lines] if lines else [f"sequence {i}" for i in range(len(labels))]  # .npz
+    unknown = [(lb, w) for lb, w in zip(labels, where) if lb not in pipe.labels]
     if unknown:
-        raise UserError(f"{a.data}: line {unknown[0][1]} has label {unknown[0][0]!r}, which the model "
+        raise UserError(f"{a.data}: {unknown[0][1]} has label {unknown[0][0]!r}, which the model "
                         f"never saw (it knows {pipe.labels.itos}); fix the label column")
     m = _evaluate(pipe, texts, labels)
     if a.json:
