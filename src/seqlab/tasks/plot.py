@@ -1,0 +1,92 @@
+"""`seqlab plot ...`: the web app's views as PNG files.
+
+    seqlab plot hidden --model runs/sst2 "not good at all" --out hidden.png     # or --model toy:lstm
+    seqlab plot attention --model runs/en-fr "i am cold ." --out att.png
+    seqlab plot curves runs/sst2 runs/sst2-gru --out curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seqlab.errors import UserError
+
+
+def cmd_hidden(a: argparse.Namespace) -> int:
+    from seqlab.viz.hidden import plot_hidden
+    from seqlab.viz.model_trace import TOY_CELLS, load_model, toy_trace, trace
+
+    if not a.text.strip():
+        raise UserError("give a non-empty text to unroll")
+    if a.model.startswith("toy:"):
+        if a.model[4:] not in TOY_CELLS:
+            raise UserError(f"unknown toy cell {a.model!r}; choose toy:{', toy:'.join(TOY_CELLS)}")
+        tr = toy_trace(a.model[4:], a.text, a.hidden, a.seed)
+    else:
+        task, pipe = load_model(a.model)
+        tr = trace(task, pipe, a.text, top_k=5)
+    plot_hidden(tr, a.out, f"{a.model}: {a.text!r}", gates=a.gates)
+    print(f"wrote {a.out} ({len(tr.tokens)} steps, {len(tr.unrolled.layers)} layer(s) of {tr.unrolled.cell} "
+          f"{tr.unrolled.hidden})")
+    return 0
+
+
+def cmd_attention(a: argparse.Namespace) -> int:
+    from seqlab.viz.attention import plot_attention
+    from seqlab.viz.model_trace import load_model
+
+    task, pipe = load_model(a.model)
+    if task not in ("translate", "qa"):
+        raise UserError(f"{a.model} is a '{task}' model; attention belongs to translate and qa (seq2seq) models")
+    inner = pipe if task == "translate" else pipe.inner
+    if task == "qa" and pipe.mode != "seq2seq" or inner.model.attention is None:
+        raise UserError(f"{a.model} has no attention (trained with --attention none or as a classifier)")
+    o = inner.generate([a.text], a.beam, attention=True)[0]
+    rows = o.tokens + ["<eos>"] * (len(o.attention) - len(o.tokens))
+    plot_attention(o.src_tokens, rows, o.attention, a.out, f"{' '.join(o.src_tokens)} -> {o.text}")
+    print(f"{o.text}\nwrote {a.out}")
+    return 0
+
+
+def cmd_curves(a: argparse.Namespace) -> int:
+    from seqlab.viz.curves import plot_curves
+
+    missing = [r for r in a.runs if not (Path(r) / "metrics.jsonl").is_file()]
+    if missing:
+        raise UserError(f"{missing[0]} has no metrics.jsonl; give the --out directory of a training run")
+    try:
+        plot_curves(a.runs, a.out)
+    except ValueError as e:
+        raise UserError(f"{', '.join(a.runs)}: {e}") from None
+    print(f"wrote {a.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="PNG pictures: hidden states, attention, training curves",
+                       description="The web app's views (`seqlab serve`) as PNG files.")
+    s = p.add_subparsers(dest="action", required=True, metavar="{hidden,attention,curves}")
+
+    h = s.add_parser("hidden", help="a text's hidden states h_t per layer (heatmaps) and the per-step output")
+    h.add_argument("text", help="the text to unroll (a tagger reads whitespace-separated words)")
+    h.add_argument("--model", required=True,
+                   help="run directory of a classify, lm, translate, qa or tag model, or toy:rnn, toy:lstm, toy:gru "
+                        "for a small untrained NumPy cell")
+    h.add_argument("--out", required=True, help="PNG file to write")
+    h.add_argument("--gates", action="store_true", help="also draw the top layer's gates (and LSTM cell state)")
+    h.add_argument("--hidden", type=int, default=4, help="toy cells: hidden size (default: %(default)s)")
+    h.add_argument("--seed", type=int, default=0, help="toy cells: seed of the weights (default: %(default)s)")
+    h.set_defaults(func=cmd_hidden)
+
+    t = s.add_parser("attention", help="the attention heatmap of one translation or answer")
+    t.add_argument("text", help="the source sentence (or question)")
+    t.add_argument("--model", required=True, help="run directory of a translate or qa (seq2seq) model")
+    t.add_argument("--out", required=True, help="PNG file to write")
+    t.add_argument("--beam", type=int, default=1, help="beam size (default: %(default)s, greedy)")
+    t.set_defaults(func=cmd_attention)
+
+    c = s.add_parser("curves", help="training loss and dev metrics of one or more runs")
+    c.add_argument("runs", nargs="+", help="run directories (each with a metrics.jsonl)")
+    c.add_argument("--out", required=True, help="PNG file to write")
+    c.set_defaults(func=cmd_curves)

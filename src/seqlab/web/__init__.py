@@ -1,0 +1,1 @@
+"""`seqlab serve`: the unroller and the trained models' pages as a local web app (see app.py)."""

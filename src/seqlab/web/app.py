@@ -1,0 +1,108 @@
+"""The `seqlab serve` web app: a JSON API (FastAPI) and one static page (plain JS modules and SVG,
+all served from this package: the page loads nothing from elsewhere, and its Content-Security-Policy
+says so to the browser).
+
+    GET  /                   the page (#unroller, #generate, #translate, #tag, #forecast, #curves)
+    GET  /api/models         toy cells and the runs under --models
+    POST /api/unroll         one text through a model, step by step (see api_unroll.py)
+    POST /api/generate       language model sampling          POST /api/seq2seq   translation / QA + attention
+    POST /api/tag            tags + per-token probabilities   POST /api/forecast  forecast + intervals
+    GET  /api/curves?run=..  training curves
+    GET  /api/openapi.json   the API's schema
+
+Errors are JSON {"detail": "one line"}: 400 bad input for the model, 403 a model path outside
+--models, 404 no such run, 413 a body over 64 KiB, 422 a field out of its limits (names the field).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from seqlab.errors import UserError
+from seqlab.web import api_pages, api_unroll
+from seqlab.web.registry import Forbidden, NotFound, Registry
+from seqlab.web.schemas import MAX_BODY
+
+STATIC = Path(__file__).parent / "static"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                        b"object-src 'none'; frame-ancestors 'none'"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+
+class Guard:
+    """ASGI middleware: refuse request bodies over `max_bytes` (413, by Content-Length or while
+    reading a chunked body) and add the security headers to every response."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_big = f"request body over {self.max_bytes // 1024} KiB; send less text"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await JSONResponse({"detail": too_big}, 413)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, too_big)
+            return msg
+
+        async def with_headers(msg):
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": list(msg.get("headers", [])) + HEADERS}
+            await send(msg)
+
+        await self.app(scope, limited, with_headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid"))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(models: str | Path | None = None, loopback_only: bool = False) -> FastAPI:
+    """The app serving the runs under `models` (None: the toy cells only). loopback_only: answer only
+    requests addressed to 127.0.0.1 / localhost (a guard against DNS rebinding when bound there)."""
+    app = FastAPI(title="seqlab", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.registry = Registry(models)
+    app.include_router(api_unroll.router)
+    app.include_router(api_pages.router)
+
+    @app.exception_handler(UserError)
+    async def user_error(request, exc: UserError):
+        status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 400
+        return JSONResponse({"detail": str(exc)}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        return JSONResponse({"detail": _validation_detail(exc)}, 422)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if loopback_only:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
+    app.add_middleware(GZipMiddleware, minimum_size=4096)  # an unrolled text is mostly numbers: ~4x smaller
+    app.add_middleware(Guard, max_bytes=MAX_BODY)
+    return app
