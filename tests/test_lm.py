@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from seqlab.cli import main
 from seqlab.data.streams import StreamBatcher
 from seqlab.decode import filter_logits, generate, sample_next
+from seqlab.errors import UserError
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.language_model import LanguageModel, LMConfig, sequence_nll
 from seqlab.tasks.lm import LMPipeline
@@ -25,7 +26,7 @@ torch.set_num_threads(1)
 def test_streams_serve_every_target_once_in_order(n, batch, seq_len):
     ids = torch.arange(1000, 1000 + n)
     if (n - 1) // batch < 1:
-        with pytest.raises(ValueError):
+        with pytest.raises(UserError, match="too few for"):
             StreamBatcher(ids, batch, seq_len)
         return
     sb = StreamBatcher(ids, batch, seq_len)

@@ -186,3 +186,15 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 def test_fp16_on_cpu_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="CUDA"):
         _tiny_fit(tmp_path, epochs=1, amp="fp16", device="cpu")
+
+
+def test_a_run_shorter_than_log_every_still_logs_its_loss_and_plots(tmp_path):
+    seqs, y = _data()
+    cfg = TrainConfig(epochs=1, batch_size=6, lr=1e-2, save_every=0, log_every=20)  # 7 steps < 20
+    tr = Trainer(_model(), cfg, tmp_path, lambda m, b: F.cross_entropy(m(b.ids, b.lengths), b.targets),
+                 meta={"config.json": {"task": "test"}})
+    tr.fit(BucketBatcher(seqs, y, 6, shuffle=True, seed=7))
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in recs if "loss" in r and "step" in r]
+    assert [r["step"] for r in losses] == [7] and losses[0]["epoch"] == 1
+    assert (tmp_path / "loss.png").is_file()

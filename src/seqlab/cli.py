@@ -12,7 +12,8 @@ import sys
 
 from seqlab import __version__
 from seqlab.errors import UserError
-from seqlab.tasks import classify, demo, forecast, lm, qa, scratch, tag, translate
+from seqlab.export import export
+from seqlab.tasks import classify, demo, forecast, lm, plot, qa, scratch, serve, tag, translate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     qa.register(sub)
     tag.register(sub)
     forecast.register(sub)
+    serve.register(sub)
+    plot.register(sub)
+    export.register(sub)
     return p
 
 

@@ -34,6 +34,15 @@ def pad_batch(seqs: Sequence[torch.Tensor], pad_id: int, pad_to: int | None = No
     return ids, lengths
 
 
+def split_batches(batches: list[torch.Tensor], rank: int, world: int) -> list[torch.Tensor]:
+    """Data-parallel sharding: each global batch of example indices cut into `world` near-equal parts,
+    rank `rank`'s part of each. A final batch with fewer examples than ranks is dropped (every rank
+    must get one); the same count of batches on every rank."""
+    if world == 1:
+        return batches
+    return [b.tensor_split(world)[rank] for b in batches if len(b) >= world]
+
+
 @dataclass
 class Batch:
     """One mini-batch.
@@ -98,6 +107,12 @@ class BucketBatcher:
         self.drop_last = drop_last
         self.lengths = torch.tensor([len(s) for s in self.seqs], dtype=torch.long)
         self.epoch = 0
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Serve rank `rank`'s share of each global batch of batch_size * world examples (data-parallel
+        training: every rank gets batch_size examples of the same global batch, see `split_batches`)."""
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use the order of `epoch` (same seed and epoch, same order)."""
@@ -105,7 +120,7 @@ class BucketBatcher:
 
     def batch_indices(self) -> list[torch.Tensor]:
         """The example indices of each batch, in the order they will be served."""
-        n, bs = len(self.seqs), self.batch_size
+        n, bs = len(self.seqs), self.batch_size * self.world
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         if self.bucket:
@@ -124,11 +139,11 @@ class BucketBatcher:
         if self.shuffle and self.bucket:
             perm = torch.randperm(len(batches), generator=g).tolist()
             batches = [batches[i] for i in perm]
-        return batches
+        return split_batches(batches, self.rank, self.world)
 
     def __len__(self) -> int:
-        n = len(self.seqs)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(len(self.seqs), self.batch_size * self.world)
+        return full + int(not self.drop_last and rest >= self.world)
 
     def make_batch(self, idx: torch.Tensor) -> Batch:
         ids, lengths = pad_batch([self.seqs[i] for i in idx.tolist()], self.pad_id, self.pad_to)

@@ -20,7 +20,7 @@ right start state for chunk k: the training loop carries it across batches and d
 (truncated back-propagation through time: memory flows forward across chunks, gradients flow
 back at most `seq_len` steps). The order never changes between epochs (shuffling chunks would
 break the streams); the carried state must be reset to zeros when a new epoch starts, which a
-step function can see from ``batch.index[0] == 0`` (the first chunk starts at corpus position 0).
+step function can see from ``batch.index[0] == batcher.starts[0]`` (the first chunk of an epoch).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 import torch
 
 from seqlab.data.batching import Batch
+from seqlab.errors import UserError
 
 
 class StreamBatcher:
@@ -50,15 +51,25 @@ class StreamBatcher:
             raise ValueError(f"ids must be 1-d (n,), got shape {tuple(ids.shape)}")
         if batch < 1 or seq_len < 1:
             raise ValueError(f"batch and seq_len must be >= 1, got {batch} and {seq_len}")
-        self.batch, self.seq_len = batch, seq_len
-        self.stream_len = (len(ids) - 1) // batch  # input (and target) tokens per stream
-        if self.stream_len < 1:
-            raise ValueError(f"{len(ids)} tokens cannot fill {batch} streams; need at least {batch + 1}")
-        used = batch * self.stream_len
-        self.inputs = ids[:used].reshape(batch, self.stream_len)  # (batch, stream_len)
-        self.targets = ids[1 : used + 1].reshape(batch, self.stream_len)  # (batch, stream_len)
-        self.starts = torch.arange(batch) * self.stream_len  # (batch,) corpus position of each row
+        self.ids, self.batch, self.seq_len = ids, batch, seq_len
         self.epoch = 0
+        self.shard(0, 1)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Data-parallel training: cut the text into batch * world streams; this rank reads rows
+        rank*batch .. (rank+1)*batch - 1 of them. One rank of `world` sees exactly the rows a single
+        process with batch * world streams would give it."""
+        ids, total = self.ids, self.batch * world
+        self.stream_len = (len(ids) - 1) // total  # input (and target) tokens per stream
+        if self.stream_len < 1:
+            raise UserError(f"the training text has {len(ids)} tokens, too few for {total} streams (--batch "
+                            f"{self.batch} x {world} processes); give a longer text, a smaller --batch or fewer "
+                            "processes")
+        used = total * self.stream_len
+        rows = slice(rank * self.batch, (rank + 1) * self.batch)
+        self.inputs = ids[:used].reshape(total, self.stream_len)[rows]  # (batch, stream_len)
+        self.targets = ids[1 : used + 1].reshape(total, self.stream_len)[rows]  # (batch, stream_len)
+        self.starts = torch.arange(total)[rows] * self.stream_len  # (batch,) corpus position of each row
 
     def set_epoch(self, epoch: int) -> None:
         """Record the epoch. The chunk order is the same in every epoch; a fresh epoch starts again

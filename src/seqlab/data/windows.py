@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seqlab.data.batching import split_batches
 from seqlab.errors import UserError
 
 
@@ -62,16 +63,22 @@ class WindowBatcher:
                  shuffle: bool = False, seed: int = 0):
         self.x, self.future, self.y = x, future, y
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Serve rank `rank`'s share of each global batch of batch_size * world windows."""
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        full, rest = divmod(len(self.x), self.batch_size * self.world)
+        return full + int(rest >= self.world)
 
     def __iter__(self) -> Iterator[WindowBatch]:
         n = len(self.x)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for idx in torch.split(order, self.batch_size):
+        for idx in split_batches(list(torch.split(order, self.batch_size * self.world)), self.rank, self.world):
             yield WindowBatch(self.x[idx], self.future[idx], self.y[idx], idx)

@@ -13,6 +13,7 @@ import torch
 from seqlab.data.timeseries import Scaler, TimeSeries, calendar_features
 from seqlab.data.windows import gather
 from seqlab.errors import UserError
+from seqlab.export import runtime
 from seqlab.forecast.backtest import Forecasts
 from seqlab.models.forecaster import Forecaster, ForecasterConfig
 from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
@@ -94,9 +95,12 @@ class ForecastPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ForecastPipeline:
-        ckpt, cfg, _ = open_checkpoint(path, TASK)
-        model = Forecaster(ForecasterConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt, pick_device(device))
+        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
+            cfg, _, model = runtime.load(path, TASK)
+        else:
+            ckpt, cfg, _ = open_checkpoint(path, TASK)
+            model = Forecaster(ForecasterConfig.from_json(cfg["model"]))
+            load_weights(model, ckpt, pick_device(device))
         data = dict(cfg["data"])
         cov = data.pop("cov_scaler")
         return cls(model, Scaler.from_json(data.pop("scaler")), Scaler.from_json(cov) if cov else None, data)

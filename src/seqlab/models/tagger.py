@@ -127,6 +127,9 @@ class TagBatcher:
     def set_epoch(self, epoch: int) -> None:
         self.inner.set_epoch(epoch)
 
+    def shard(self, rank: int, world: int) -> None:
+        self.inner.shard(rank, world)
+
     def __len__(self) -> int:
         return len(self.inner)
 

@@ -26,6 +26,7 @@ from seqlab.data import (
     tokenizer_from_json,
 )
 from seqlab.errors import UserError
+from seqlab.export import runtime
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.tasks import common, regression
 from seqlab.train import Trainer
@@ -98,9 +99,12 @@ class ClassifyPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ClassifyPipeline:
-        ckpt, cfg, v = open_checkpoint(path, TASK)
-        model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt, pick_device(device))
+        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
+            cfg, v, model = runtime.load(path, TASK)
+        else:
+            ckpt, cfg, v = open_checkpoint(path, TASK)
+            model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
+            load_weights(model, ckpt, pick_device(device))
         tok = tokenizer_from_json(v["tokenizer"]) if "tokenizer" in v else None
         vocab = Vocab.from_json(v["vocab"]) if "vocab" in v else None
         labels = Vocab.from_json(v["labels"]) if "labels" in v else None

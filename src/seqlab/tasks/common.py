@@ -78,7 +78,8 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help=f"passes over the training data (default: {epochs}; with --time and no --epochs, as many "
                         "as the time allows)")
     p.set_defaults(default_epochs=epochs)
-    g.add_argument("--batch", type=int, default=batch, help="examples per batch (default: %(default)s)")
+    g.add_argument("--batch", type=int, default=batch,
+                   help="examples per batch, per process under torchrun (default: %(default)s)")
     g.add_argument("--lr", type=float, default=lr,
                    help=f"AdamW learning rate (default: {lr_help or lr})")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")

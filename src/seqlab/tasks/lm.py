@@ -34,6 +34,8 @@ from seqlab.data.streams import StreamBatcher
 from seqlab.data.vocab import EOS
 from seqlab.decode.sampling import generate
 from seqlab.errors import UserError
+from seqlab.export import runtime
+from seqlab.models.dynamic_eval import dynamic_nll
 from seqlab.models.language_model import LanguageModel, LMConfig, detach_state, lm_metrics, sequence_nll
 from seqlab.tasks import common
 from seqlab.train import Trainer
@@ -95,12 +97,17 @@ class LMPipeline:
                             "remove or replace them")
         return self.vocab.encode(chars)
 
-    def evaluate(self, text: str, source: str = "the text") -> dict:
-        """loss (nats/token), perplexity, bits_per_char, tokens, unk_rate over the whole text."""
+    def evaluate(self, text: str, source: str = "the text", dynamic: tuple[int, float] | None = None) -> dict:
+        """loss (nats/token), perplexity, bits_per_char, tokens, unk_rate over the whole text; with
+        `dynamic` = (segment, lr), under dynamic evaluation (models/dynamic_eval.py)."""
         ids = self.encode(text)
         if len(ids) < 2:
             raise UserError(f"{source}: {len(ids)} token, too short to score; give at least 2 tokens")
-        total, n = sequence_nll(self.model, ids)
+        if dynamic:
+            nll, n = dynamic_nll(self.model, ids, *dynamic)
+            total = float(nll.sum())
+        else:
+            total, n = sequence_nll(self.model, ids)
         chars = n if self.level == "char" else len(text)
         unk = float((ids == self.vocab.unk_id).float().mean())
         return {**lm_metrics(total, n, chars), "tokens": n, "unk_rate": unk}
@@ -111,10 +118,13 @@ class LMPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> LMPipeline:
-        ckpt, cfg, v = open_checkpoint(path, TASK)
-        model = LanguageModel(LMConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt, pick_device(device))
-        model.eval()
+        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
+            cfg, v, model = runtime.load(path, TASK)
+        else:
+            ckpt, cfg, v = open_checkpoint(path, TASK)
+            model = LanguageModel(LMConfig.from_json(cfg["model"]))
+            load_weights(model, ckpt, pick_device(device))
+            model.eval()
         return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]), model, cfg["data"])
 
 
@@ -131,12 +141,13 @@ class CarriedStateStep:
     Each call reads ids (batch, seq_len) from the final state of the previous chunk, keeps the new
     final state detached (values carried, gradient cut at the chunk boundary) and returns the mean
     cross-entropy over the (batch, seq_len) targets. The state restarts from zeros at the first
-    chunk of an epoch (``batch.index[0] == 0``). The carried state is saved in last/ checkpoints
-    (`state_tensors`), so a run resumed inside an epoch goes on from the same state.
+    chunk of an epoch (``batch.index[0] == batches.starts[0]``; 0 without `batches`). The carried
+    state is saved in last/ checkpoints (`state_tensors`), so a run resumed inside an epoch goes on
+    from the same state.
     """
 
-    def __init__(self):
-        self.state = None
+    def __init__(self, batches: StreamBatcher | None = None):
+        self.state, self.batches = None, batches
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         if self.state is None:
@@ -149,7 +160,8 @@ class CarriedStateStep:
         self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
     def __call__(self, model: LanguageModel, batch) -> torch.Tensor:
-        if int(batch.index[0]) == 0:  # the first chunk of an epoch: the streams start afresh
+        first = int(self.batches.starts[0]) if self.batches is not None else 0  # (a rank's rows start later)
+        if int(batch.index[0]) == first:  # the first chunk of an epoch: the streams start afresh
             self.state = None
         logits, state = model(batch.ids, self.state)
         self.state = detach_state(state)
@@ -207,7 +219,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise UserError(f"{valid_src}: the validation text has fewer than 2 tokens; "
                         "give a longer --valid file or a larger --valid-fraction")
     batches = StreamBatcher(train_ids, tcfg.batch_size, a.seq_len)
-    step_fn = CarriedStateStep()
+    step_fn = CarriedStateStep(batches)
     def eval_fn(model):
         m = pipe.evaluate(valid, valid_src)
         return {k: m[k] for k in ("loss", "perplexity", "bits_per_char")}
@@ -233,12 +245,16 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     pipe = LMPipeline.load(a.model, a.device)
-    m = pipe.evaluate(read_text(a.data, a.encoding or pipe.data["encoding"]), str(a.data))
+    if a.dynamic and (a.dynamic_lr < 0 or a.dynamic_segment < 1):
+        raise UserError("--dynamic-lr must be >= 0 and --dynamic-segment at least 1")
+    dynamic = (a.dynamic_segment, a.dynamic_lr) if a.dynamic else None
+    m = pipe.evaluate(read_text(a.data, a.encoding or pipe.data["encoding"]), str(a.data), dynamic)
     if a.json:
         print(json.dumps({"data": str(a.data), **m}))
     else:
         print(f"{a.data}: {m['tokens']:,} tokens  loss {m['loss']:.4f} nats/token  perplexity "
-              f"{m['perplexity']:.2f}  {m['bits_per_char']:.3f} bits/char  unknown {m['unk_rate']:.2%}")
+              f"{m['perplexity']:.2f}  {m['bits_per_char']:.3f} bits/char  unknown {m['unk_rate']:.2%}"
+              + ("  (dynamic evaluation)" if dynamic else ""))
     return 0
 
 
@@ -298,6 +314,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", required=True, help="plain-text file to score, read as one sequence")
     e.add_argument("--encoding", default=None, help="text encoding (default: as in training)")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.add_argument("--dynamic", action="store_true",
+                   help="dynamic evaluation: after scoring each segment, take one RMSprop step on it, so the model "
+                        "adapts to the text as it reads (Krause et al. 2018); not comparable with static loss")
+    e.add_argument("--dynamic-lr", type=float, default=1e-3,
+                   help="learning rate of the --dynamic updates (default: %(default)s)")
+    e.add_argument("--dynamic-segment", type=int, default=50,
+                   help="tokens scored between two --dynamic updates (default: %(default)s)")
     e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     e.set_defaults(func=cmd_eval)
 

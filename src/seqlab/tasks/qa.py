@@ -33,10 +33,12 @@ import torch.nn.functional as F
 from seqlab.data import Vocab, build_tokenizer, read_lines, tokenizer_from_json
 from seqlab.data.pairs import Pairs, normalize, read_pairs_table, split_pairs
 from seqlab.errors import UserError
+from seqlab.export import runtime
 from seqlab.models.classifier import ClassifierConfig, TextClassifier
 from seqlab.tasks import common
 from seqlab.tasks.classify import ClassifyPipeline
-from seqlab.tasks.translate import Seq2SeqPipeline, add_seq2seq_args, build_pipeline, fit, model_flags
+from seqlab.tasks.seq2seq_pipeline import Seq2SeqPipeline, build_pipeline, fit, model_flags
+from seqlab.tasks.translate import add_seq2seq_args
 from seqlab.train import Trainer, save_checkpoint
 from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
 from seqlab.train.seq2seq_metrics import answer_tokens, exact_match, token_f1
@@ -82,14 +84,19 @@ class QAPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> QAPipeline:
-        ckpt, cfg, v = open_checkpoint(path, TASK)
+        exported = runtime.is_exported(path)  # NAME.onnx / NAME.pt from `seqlab export`
+        if exported:
+            ckpt, (cfg, v, model) = path, runtime.load(path, TASK)
+        else:
+            ckpt, cfg, v = open_checkpoint(path, TASK)
         data = cfg["data"]
         if data["mode"] == "seq2seq":
             inner = Seq2SeqPipeline.load(ckpt, TASK, device)
             return cls(inner, inner.data)
-        model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt, pick_device(device))
-        model.eval()
+        if not exported:
+            model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
+            load_weights(model, ckpt, pick_device(device))
+            model.eval()
         inner = ClassifyPipeline(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]),
                                  Vocab.from_json(v["labels"]), model, data)
         return cls(inner, data)

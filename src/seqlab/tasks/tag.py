@@ -19,6 +19,7 @@ from seqlab.data import Vocab
 from seqlab.data.conll import ENTITY_SCHEMES, FORMATS, check_scheme, detect_format, read_conll, spans, to_scheme
 from seqlab.data.readers import read_lines
 from seqlab.errors import UserError
+from seqlab.export import runtime
 from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, Tagger, TaggerConfig, case_of
 from seqlab.tasks import common
 from seqlab.train import Trainer
@@ -97,9 +98,12 @@ class TagPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> TagPipeline:
-        ckpt, cfg, v = open_checkpoint(path, TASK)
-        model = Tagger(TaggerConfig.from_json(cfg["model"]))
-        load_weights(model, ckpt, pick_device(device))
+        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
+            cfg, v, model = runtime.load(path, TASK)
+        else:
+            ckpt, cfg, v = open_checkpoint(path, TASK)
+            model = Tagger(TaggerConfig.from_json(cfg["model"]))
+            load_weights(model, ckpt, pick_device(device))
         chars = Vocab.from_json(v["chars"]) if v["chars"] else None
         return cls(Vocab.from_json(v["words"]), chars, Vocab.from_json(v["tags"]), model, cfg["data"])
 

@@ -8,6 +8,9 @@ bar, a JSON-lines metrics log, a loss-curve PNG, and checkpoints `best/` and `la
 Resuming is exact: `last/` holds the optimizer state, the RNG state and the position inside the
 epoch, and the batch order of an epoch depends only on (seed, epoch), so a run that is killed
 and resumed ends with the same weights as one that was never interrupted.
+
+Under torchrun the same loop trains data-parallel: each rank reads its share of every batch and
+the gradients are averaged over the ranks (`seqlab.train.distributed`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tqdm.auto import tqdm
 
 from seqlab.errors import UserError
 from seqlab.train.checkpoint import load_state_tensors, load_weights, save_checkpoint
+from seqlab.train.distributed import setup
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -182,8 +186,9 @@ class Trainer:
         self.step_fn, self.eval_fn = step_fn, eval_fn
         self.metric, self.mode = metric, mode
         self.meta = meta or {}
-        self.log = log
-        self.device = pick_device(cfg.device)
+        self.dist = setup(pick_device(cfg.device))  # a single process unless started by torchrun
+        self.log = log if self.dist.main else (lambda line: None)
+        self.device = self.dist.device
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._rng = torch.get_rng_state()
         # fp16 needs loss scaling; for none/bf16 the scaler is disabled and passes everything through
@@ -195,14 +200,17 @@ class Trainer:
     def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None) -> None:
         tensors = trainer = None
         if with_state:
-            tensors, opt_js = _optimizer_to_flat(self.opt)
-            tensors["rng.torch"] = torch.get_rng_state() if rng is None else rng
+            own = {"rng.torch": torch.get_rng_state() if rng is None else rng}
             if hasattr(self.step_fn, "state_tensors"):  # e.g. an LM's carried hidden state
-                tensors.update({f"step.{k}": v for k, v in self.step_fn.state_tensors().items()})
+                own.update({f"step.{k}": v for k, v in self.step_fn.state_tensors().items()})
             if torch.cuda.is_available():
-                tensors["rng.cuda"] = torch.cuda.get_rng_state()
-            trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg)}
-        save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
+                own["rng.cuda"] = torch.cuda.get_rng_state()
+            tensors, opt_js = _optimizer_to_flat(self.opt)
+            tensors.update(self.dist.stack(own))  # every rank's, (world, ...), in a multi-process run
+            trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg),
+                       "world_size": self.dist.world}
+        if self.dist.main:
+            save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
 
     def _resume(self) -> None:
         ckpt = self.out / "last"
@@ -212,6 +220,8 @@ class Trainer:
         tr = json.loads((ckpt / "trainer.json").read_text())
         tensors = load_state_tensors(ckpt)
         _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, tr["optimizer"])
+        tensors = self.dist.pick({k: v for k, v in tensors.items() if not k.startswith("opt.")},
+                                 tr.get("world_size", 1))
         torch.set_rng_state(tensors["rng.torch"])
         if hasattr(self.step_fn, "load_state_tensors"):
             self.step_fn.load_state_tensors({k[5:]: v.to(self.device) for k, v in tensors.items()
@@ -219,7 +229,8 @@ class Trainer:
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         self.state.update({k: tr[k] for k in self.state})
-        self._trim_log(self.state["step"])
+        if self.dist.main:
+            self._trim_log(self.state["step"])
         self.log(f"resumed from {ckpt} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
 
     def _trim_log(self, step: int) -> None:
@@ -230,6 +241,8 @@ class Trainer:
             path.write_text("".join(ln + "\n" for ln in keep))
 
     def _write_log(self, rec: dict) -> None:
+        if not self.dist.main:
+            return
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
 
@@ -248,11 +261,17 @@ class Trainer:
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device)
+        if self.dist.world > 1:
+            if not hasattr(batches, "shard"):
+                raise UserError(f"{type(batches).__name__} cannot be split across processes; train without torchrun")
+            batches.shard(self.dist.rank, self.dist.world)
+            self.dist.broadcast_model(self.model)
         if resume:
             self._resume()
         else:
-            seed_everything(cfg.seed)
-            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+            seed_everything(cfg.seed + self.dist.rank)  # each rank its own dropout masks
+            if self.dist.main:
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
         if not cfg.epochs and not cfg.time_budget:
             raise UserError("give a number of epochs or a time budget (--time); with neither, training never ends")
         total = cfg.epochs * len(batches)
@@ -262,14 +281,19 @@ class Trainer:
                 self._train_epoch(batches, total)
                 self._end_epoch()  # also after a partial epoch cut by the time budget
         except KeyboardInterrupt:  # save the state as it was before the unfinished step
+            if self.dist.world > 1:  # the other ranks may be gone already: no collective save
+                self.log(f"interrupted; --resume continues from the last checkpoint in {self.out / 'last'}")
+                raise
             st["elapsed"] = self.clock()
             self._save("last", with_state=True, rng=self._rng)
             self.log(f"interrupted; progress saved in {self.out / 'last'}; continue with --resume")
             raise
         st["elapsed"] = self.clock()
-        if self.eval_fn is None or st["best"] is None:
+        if self.dist.main and (self.eval_fn is None or st["best"] is None):
             self._save("best", with_state=False)
-        self._plot()
+        if self.dist.main:
+            self._plot()
+        self.dist.barrier()  # best/ is complete before any rank reads it
         return dict(st)
 
     @property
@@ -282,7 +306,7 @@ class Trainer:
         self.model.train()
         skip = st["batch"]
         bar = tqdm(batches, total=len(batches), desc=f"epoch {st['epoch'] + 1}{self._epochs_shown}",
-                   initial=skip, leave=False, dynamic_ncols=True, disable=None)
+                   initial=skip, leave=False, dynamic_ncols=True, disable=None if self.dist.main else True)
         it = iter(bar)
         for _ in range(skip):  # resume inside an epoch: the order is the same, skip what was done
             next(it)
@@ -303,6 +327,7 @@ class Trainer:
                 )
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            self.dist.average_gradients(self.model)
             self.scaler.unscale_(self.opt)
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or float("inf"))
             self.scaler.step(self.opt)
@@ -312,10 +337,7 @@ class Trainer:
             run_loss += loss.item()
             run_n += 1
             if st["step"] % cfg.log_every == 0:
-                self._write_log({"step": st["step"], "epoch": st["epoch"] + st["batch"] / len(batches),
-                                 "loss": run_loss / run_n, "lr": cfg.lr * factor,
-                                 "grad_norm": float(gnorm), "time": self.clock()})
-                bar.set_postfix(loss=f"{run_loss / run_n:.4f}")
+                self._log_steps(run_loss, run_n, len(batches), cfg.lr * factor, gnorm, bar)
                 run_loss, run_n = 0.0, 0
             if cfg.eval_every and st["step"] % cfg.eval_every == 0 and self.eval_fn:
                 self._validate(st["epoch"] + st["batch"] / len(batches))
@@ -326,11 +348,21 @@ class Trainer:
                 st["elapsed"] = self.clock()
                 with self.clock.pause():
                     self._save("last", with_state=True)
-            if cfg.time_budget and self.clock() > cfg.time_budget:
+            if cfg.time_budget and self.dist.flag(self.clock() > cfg.time_budget):  # rank 0's clock decides
                 self.log(f"time budget of {cfg.time_budget:.0f}s reached at step {st['step']}")
                 st["done"] = True
                 break
+        if run_n:  # the steps since the last log line, so that even a short run has a loss curve
+            self._log_steps(run_loss, run_n, len(batches), cfg.lr * factor, gnorm, bar)
         bar.close()
+
+    def _log_steps(self, run_loss: float, run_n: int, n_batches: int, lr: float, gnorm, bar) -> None:
+        """One metrics-log line: the mean training loss of the last `run_n` steps (over the ranks)."""
+        st = self.state
+        loss = self.dist.mean(run_loss) / run_n
+        self._write_log({"step": st["step"], "epoch": st["epoch"] + st["batch"] / n_batches, "loss": loss,
+                         "lr": lr, "grad_norm": float(gnorm), "time": self.clock()})
+        bar.set_postfix(loss=f"{loss:.4f}")
 
     def _end_epoch(self) -> None:
         st = self.state
@@ -346,7 +378,10 @@ class Trainer:
         """Evaluate on dev, log it, keep the best checkpoint, count evaluations without gain.
         The training clock stops meanwhile: `--time` budgets training, not evaluation."""
         with self.clock.pause():
-            self._validate_paused(epoch)
+            if self.dist.main:  # rank 0 evaluates; its decision to stop goes to every rank
+                self._validate_paused(epoch)
+            self.state["done"] = self.dist.flag(self.state["done"])
+            self.state["last_eval_step"] = self.state["step"]
 
     def _validate_paused(self, epoch: float) -> None:
         st = self.state

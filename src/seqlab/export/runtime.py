@@ -1,0 +1,213 @@
+"""Running an exported model (`seqlab export`) behind the tasks' own predict code.
+
+`load(path, task)` opens an .onnx file (onnxruntime) or a TorchScript file (.pt/.ts) and returns
+the checkpoint's config.json and vocab.json (embedded in the file) and a stand-in for the eager
+model: an object the task's pipeline calls exactly like the model (same methods, same tensors
+in and out), whose work runs in the exported graphs (see `seqlab.export.graphs`). Nothing is
+unpickled: the ONNX metadata is JSON text; TorchScript is read by torch.jit.load.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from seqlab.errors import UserError
+from seqlab.export.graphs import seq2seq_names, tag_inputs
+from seqlab.models.classifier import ClassifierConfig
+from seqlab.models.crf import CRF, lengths_to_mask
+from seqlab.models.forecaster import ForecasterConfig, ForecastOutput
+from seqlab.models.language_model import LMConfig
+from seqlab.models.seq2seq import DecoderState, Memory, Seq2SeqConfig
+from seqlab.models.tagger import TaggerConfig
+
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
+META = ("config.json", "vocab.json", "export.json")  # JSON texts every exported file holds
+
+
+def is_exported(path) -> bool:
+    """Whether `--model PATH` names an exported file rather than a checkpoint directory."""
+    p = Path(path)
+    return p.suffix in SUFFIXES and not p.is_dir()
+
+
+class Graphs:
+    """The graphs of one exported file; `run(name, *tensors)` -> tuple of CPU tensors."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such file; export one with `seqlab export --model RUN --out {path.name}`")
+        self.format = SUFFIXES[path.suffix]
+        try:
+            self.meta = self._open_onnx(path) if self.format == "onnx" else self._open_torchscript(path)
+            self.spec = self.meta["export.json"]["graphs"]
+        except (KeyError, json.JSONDecodeError, UnicodeDecodeError, RuntimeError, ValueError) as e:
+            raise UserError(f"{path} is not a model written by `seqlab export` ({type(e).__name__}: "
+                            f"{str(e)[:200]}); export it again") from None
+
+    def _open_onnx(self, path: Path) -> dict:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.log_severity_level = 3
+
+        def session(model):
+            try:
+                return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+                raise ValueError(str(e)) from None
+
+        main = session(str(path))
+        props = main.get_modelmeta().custom_metadata_map
+        meta = {k: json.loads(props[f"seqlab.{k}"]) for k in META}
+        self.sessions = {"forward": main}
+        for name in meta["export.json"]["graphs"]:
+            if name != "forward":
+                self.sessions[name] = session(base64.b64decode(props[f"seqlab.graph.{name}"]))
+        return meta
+
+    def _open_torchscript(self, path: Path) -> dict:
+        files = dict.fromkeys(META, "")
+        with warnings.catch_warnings():  # torch 2.9+ calls TorchScript deprecated; it still runs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+        self.module.eval()
+        return {k: json.loads(v) for k, v in files.items()}
+
+    @torch.no_grad()
+    def run(self, name: str, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.format == "torchscript":
+            out = getattr(self.module, name)(*tensors)
+            return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        sess = self.sessions[name]
+        wanted = {i.name for i in sess.get_inputs()}  # the exporter drops inputs a graph never reads
+        feeds = {n: t.detach().cpu().numpy() for n, t in zip(self.spec[name]["inputs"], tensors) if n in wanted}
+        return tuple(torch.from_numpy(x) for x in sess.run(None, feeds))
+
+
+class _Standin:
+    """What the pipelines use of an nn.Module: eval/train, parameters() (for the device), cfg."""
+
+    training = False
+
+    def __init__(self, graphs: Graphs, cfg):
+        self.graphs, self.cfg = graphs, cfg
+        self._device_probe = torch.zeros(0)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise UserError("an exported model runs inference only; train the checkpoint directory instead")
+        return self
+
+    def to(self, device):
+        return self
+
+    def parameters(self):
+        yield self._device_probe  # exported graphs run on the CPU
+
+
+class ClassifierRuntime(_Standin):
+    def __call__(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,) -> logits (batch, classes)."""
+        if lengths is None:
+            lengths = torch.full((ids.shape[0],), ids.shape[1], dtype=torch.long)
+        return self.graphs.run("forward", ids, lengths)[0]
+
+
+class LMRuntime(_Standin):
+    def __call__(self, ids: torch.Tensor, state=None):
+        """ids (batch, time), state h (layers, batch, hidden) or (h, c) or None
+        -> (logits (batch, time, vocab), new state)."""
+        enc = self.cfg.encoder
+        if enc.cell == "none":
+            return self.graphs.run("forward", ids)[0], None
+        if state is None:
+            zeros = torch.zeros(enc.layers, ids.shape[0], enc.hidden)
+            state = (zeros, zeros) if enc.cell == "lstm" else zeros
+        out = self.graphs.run("forward", ids, *(state if isinstance(state, tuple) else (state,)))
+        return out[0], (out[1], out[2]) if len(out) == 3 else out[1]
+
+
+class Seq2SeqRuntime(_Standin):
+    """`encode` and `step` as in `Seq2Seq`, for greedy and beam search."""
+
+    def __init__(self, graphs: Graphs, cfg):
+        super().__init__(graphs, cfg)
+        self.attention = True if cfg.attention != "none" else None
+        self.mem_names, self.state_names = seq2seq_names(cfg)
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
+        out = self.graphs.run("forward", src, lengths)
+        k = len(self.mem_names)
+        mem, st = dict(zip(self.mem_names, out[:k])), dict(zip(self.state_names, out[k:]))
+        return Memory(mem["keys"], mem.get("proj"), mem["mask"]), DecoderState(st["h"], st.get("c"), st.get("feed"))
+
+    def step(self, y: torch.Tensor, state: DecoderState, mem: Memory):
+        st = [getattr(state, n) for n in self.state_names]
+        out = self.graphs.run("step", y, *st, *(getattr(mem, n) for n in self.mem_names))
+        new = dict(zip(self.state_names, out[1 : 1 + len(st)]))
+        w = out[-1] if self.attention else None
+        return out[0], DecoderState(new["h"], new.get("c"), new.get("feed")), w
+
+
+class TaggerRuntime(_Standin):
+    """`decode(batch)` as in `Tagger`: emissions from the graph, then Viterbi (CRF) or argmax."""
+
+    def __init__(self, graphs: Graphs, cfg, crf: dict | None):
+        super().__init__(graphs, cfg)
+        self.crf = None
+        if crf is not None:
+            self.crf = CRF(cfg.num_tags)
+            with torch.no_grad():
+                for k in ("transitions", "start", "end"):
+                    getattr(self.crf, k).copy_(torch.tensor(crf[k]))
+
+    @torch.no_grad()
+    def decode(self, b) -> torch.Tensor:
+        t = {"words": b.words, "lengths": b.lengths, "chars": b.chars, "char_lengths": b.char_lengths,
+             "form_index": b.form_index, "case": b.case}
+        em = self.graphs.run("forward", *(t[n] for n in tag_inputs(self.cfg)))[0]
+        mask = lengths_to_mask(b.lengths, b.words.shape[1])
+        if self.crf is not None:
+            return self.crf.decode(em, mask)
+        return em.argmax(-1).masked_fill(~mask, -100)
+
+
+class ForecasterRuntime(_Standin):
+    def __call__(self, x: torch.Tensor, future: torch.Tensor | None = None, y=None) -> ForecastOutput:
+        if future is None:
+            future = x.new_zeros(x.shape[0], self.cfg.horizon, self.cfg.covariates)
+        out = self.graphs.run("forward", x, future)
+        return ForecastOutput(out[0], out[1] if len(out) > 1 else None)
+
+
+def load(path: str | Path, task: str) -> tuple[dict, dict, _Standin]:
+    """(config.json, vocab.json, model stand-in) of an exported file, checked to belong to `task`."""
+    g = Graphs(path)
+    cfg, vocab, info = g.meta["config.json"], g.meta["vocab.json"], g.meta["export.json"]
+    if cfg.get("task") != task:
+        raise UserError(f"{path} is a '{cfg.get('task')}' model, not '{task}'; use `seqlab {cfg.get('task')} ...` "
+                        f"with it, or give a {task} model")
+    kind, m = info["kind"], cfg["model"]
+    if kind == "classify":
+        model = ClassifierRuntime(g, ClassifierConfig.from_json(m))
+    elif kind == "lm":
+        model = LMRuntime(g, LMConfig.from_json(m))
+    elif kind == "seq2seq":
+        model = Seq2SeqRuntime(g, Seq2SeqConfig.from_json(m))
+    elif kind == "tag":
+        model = TaggerRuntime(g, TaggerConfig.from_json(m), info.get("crf"))
+    else:
+        model = ForecasterRuntime(g, ForecasterConfig.from_json(m))
+    return cfg, vocab, model
