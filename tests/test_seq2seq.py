@@ -158,6 +158,9 @@ def test_teacher_forcing_schedules():
     assert vals[0] == 1.0 and all(a > b for a, b in zip(vals, vals[1:])) and vals[-1] < 0.01
     with pytest.raises(ValueError):
         TeacherForcing(1.0, 0.5, "cosine", 10)
+    timed = TeacherForcing(1.0, 0.5, "linear", 0)  # --time without epochs: no step count, the clock decides
+    assert [timed.ratio(7, f) for f in (0.0, 0.5, 1.0, 1.5)] == pytest.approx([1.0, 0.75, 0.5, 0.5])
+    assert lin.ratio(10, time_frac=0.5) == pytest.approx(0.6)  # whichever runs out first
 
 
 @pytest.mark.parametrize("enc_layers,dec_layers,cell,dec_cell", [(2, 1, "lstm", "gru"), (1, 2, "gru", "lstm"),

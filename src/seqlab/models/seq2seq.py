@@ -244,7 +244,7 @@ def seq2seq_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: f
 class TeacherForcing:
     """The teacher-forcing ratio as a function of the optimizer step (scheduled sampling,
     Bengio et al. 2015): constant `start` ('none'), or decaying from `start` to `final` over
-    `steps` steps, linearly or exponentially (final + (start - final) * exp(-5 step / steps))."""
+    `steps` steps (or the time budget), linearly or exponentially (final + (start - final) * exp(-5 step / steps))."""
 
     start: float = 1.0
     final: float = 1.0
@@ -257,10 +257,13 @@ class TeacherForcing:
         if not (0.0 <= self.start <= 1.0 and 0.0 <= self.final <= 1.0):
             raise ValueError("teacher-forcing ratios must lie in [0, 1]")
 
-    def ratio(self, step: int) -> float:
-        if self.decay == "none" or self.steps <= 0:
+    def ratio(self, step: int, time_frac: float = 0.0) -> float:
+        """The ratio at optimizer `step`; under a time budget `time_frac` (elapsed / budget) counts
+        too, so the decay also ends with a run that has no step count (`--time` without epochs)."""
+        frac = max(step / self.steps if self.steps > 0 else 0.0, time_frac)
+        if self.decay == "none" or (self.steps <= 0 and time_frac <= 0):
             return self.start
-        frac = min(1.0, step / self.steps)
+        frac = min(1.0, frac)
         if self.decay == "linear":
             return self.start + (self.final - self.start) * frac
         return self.final + (self.start - self.final) * math.exp(-5.0 * frac)

@@ -31,7 +31,8 @@ def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word", flag: 
     g.add_argument(flag, choices=["char", "word", "subword"], default=default,
                    help=f"split text into characters, words, or BPE subwords learned from {source} "
                         "(default: %(default)s)")
-    g.add_argument("--lowercase", action="store_true", help="lower-case all text first")
+    g.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=False,
+                   help="lower-case all text first (--no-lowercase to keep case where a task's default is on)")
     g.add_argument("--min-freq", type=int, default=1,
                    help="keep tokens seen at least this often in training; rarer ones become <unk> "
                         "(default: %(default)s)")

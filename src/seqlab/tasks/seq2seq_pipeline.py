@@ -176,7 +176,8 @@ def fit(a: argparse.Namespace, pipe: Seq2SeqPipeline, out: Path, train: Pairs, e
     trainer: Trainer | None = None
 
     def step_fn(model, batch):  # the ratio follows the Trainer's global step (scheduled sampling)
-        ratio = tf.ratio(trainer.state["step"])
+        time_frac = trainer.clock() / tcfg.time_budget if tcfg.time_budget else 0.0
+        ratio = tf.ratio(trainer.state["step"], time_frac)
         logits, _ = model(batch.ids, batch.lengths, decoder_inputs(batch.targets, bos, pad), ratio)
         return seq2seq_loss(logits, batch.targets, a.label_smoothing)
 

@@ -203,7 +203,8 @@ def add_seq2seq_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int =
     common.add_tokenizer_args(p, max_len=False, source="the training pairs")
     g = p.add_argument_group("normalisation")
     g.add_argument("--nfkc", action="store_true", help="Unicode NFKC normalisation (fold full-width forms, ligatures)")
-    g.add_argument("--split-punct", action="store_true", help="put spaces around punctuation before tokenizing")
+    g.add_argument("--split-punct", action=argparse.BooleanOptionalAction, default=False,
+                   help="put spaces around punctuation before tokenizing (on by default for qa; --no-split-punct)")
     g.add_argument("--shared-vocab", action="store_true", help="one tokenizer and vocabulary for both sides")
     g.add_argument("--max-src-len", type=int, default=0, help="longest source in tokens; longer ones are cut "
                    "with a warning; 0 = twice the longest training source, at least 20 (default: %(default)s)")
