@@ -24,6 +24,8 @@ from seqlab.models.forecaster import ForecasterConfig, ForecastOutput
 from seqlab.models.language_model import LMConfig
 from seqlab.models.seq2seq import DecoderState, Memory, Seq2SeqConfig
 from seqlab.models.tagger import TaggerConfig
+from seqlab.train.checkpoint import load_weights, open_checkpoint
+from seqlab.train.trainer import pick_device
 
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}
 META = ("config.json", "vocab.json", "export.json")  # JSON texts every exported file holds
@@ -190,6 +192,17 @@ class ForecasterRuntime(_Standin):
             future = x.new_zeros(x.shape[0], self.cfg.horizon, self.cfg.covariates)
         out = self.graphs.run("forward", x, future)
         return ForecastOutput(out[0], out[1] if len(out) > 1 else None)
+
+
+def load_model(path: str | Path, task: str, build, device: str = "cpu") -> tuple[dict, dict, torch.nn.Module]:
+    """(config, vocab JSON, model in eval mode) from a run or checkpoint directory, or from a file written
+    by `seqlab export` (NAME.onnx / NAME.pt). `build(cfg["model"])` makes the eager model of the task."""
+    if is_exported(path):
+        return load(path, task)
+    ckpt, cfg, v = open_checkpoint(path, task)
+    model = build(cfg["model"])
+    load_weights(model, ckpt, pick_device(device))
+    return cfg, v, model.eval()
 
 
 def load(path: str | Path, task: str) -> tuple[dict, dict, _Standin]:

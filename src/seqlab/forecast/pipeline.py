@@ -16,8 +16,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.forecast.backtest import Forecasts
 from seqlab.models.forecaster import Forecaster, ForecasterConfig
-from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
-from seqlab.train.trainer import pick_device
+from seqlab.train.checkpoint import task_meta
 
 TASK = "forecast"
 LEVELS = (0.8, 0.95)
@@ -95,12 +94,7 @@ class ForecastPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ForecastPipeline:
-        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
-            cfg, _, model = runtime.load(path, TASK)
-        else:
-            ckpt, cfg, _ = open_checkpoint(path, TASK)
-            model = Forecaster(ForecasterConfig.from_json(cfg["model"]))
-            load_weights(model, ckpt, pick_device(device))
+        cfg, _, model = runtime.load_model(path, TASK, lambda m: Forecaster(ForecasterConfig.from_json(m)), device)
         data = dict(cfg["data"])
         cov = data.pop("cov_scaler")
         return cls(model, Scaler.from_json(data.pop("scaler")), Scaler.from_json(cov) if cov else None, data)

@@ -17,7 +17,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from seqlab.models.language_model import LanguageModel
+from seqlab.models.language_model import LanguageModel, detach_state
 
 
 def dynamic_nll(model: LanguageModel, ids: torch.Tensor, segment: int = 50, lr: float = 1e-3,
@@ -47,7 +47,7 @@ def dynamic_nll(model: LanguageModel, ids: torch.Tensor, segment: int = 50, lr: 
             out.append(float(loss.detach().double()))  # scored before the weights see these targets
             if lr > 0:
                 grads = torch.autograd.grad(loss / (end - start), params, allow_unused=True)
-        state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        state = detach_state(state)
         if lr > 0:
             with torch.no_grad():
                 for p, g, v in zip(params, grads, sq):

@@ -30,9 +30,8 @@ from seqlab.export import runtime
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.tasks import common, regression
 from seqlab.train import Trainer
-from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
+from seqlab.train.checkpoint import task_meta
 from seqlab.train.metrics import classification_metrics, format_confusion
-from seqlab.train.trainer import pick_device
 
 TASK = "classify"
 
@@ -99,12 +98,8 @@ class ClassifyPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> ClassifyPipeline:
-        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
-            cfg, v, model = runtime.load(path, TASK)
-        else:
-            ckpt, cfg, v = open_checkpoint(path, TASK)
-            model = TextClassifier(ClassifierConfig.from_json(cfg["model"]))
-            load_weights(model, ckpt, pick_device(device))
+        cfg, v, model = runtime.load_model(path, TASK, lambda m: TextClassifier(ClassifierConfig.from_json(m)),
+                                           device)
         tok = tokenizer_from_json(v["tokenizer"]) if "tokenizer" in v else None
         vocab = Vocab.from_json(v["vocab"]) if "vocab" in v else None
         labels = Vocab.from_json(v["labels"]) if "labels" in v else None

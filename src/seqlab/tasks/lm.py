@@ -39,8 +39,7 @@ from seqlab.models.dynamic_eval import dynamic_nll
 from seqlab.models.language_model import LanguageModel, LMConfig, detach_state, lm_metrics, sequence_nll
 from seqlab.tasks import common
 from seqlab.train import Trainer
-from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
-from seqlab.train.trainer import pick_device
+from seqlab.train.checkpoint import task_meta
 
 TASK = "lm"
 
@@ -118,13 +117,7 @@ class LMPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> LMPipeline:
-        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
-            cfg, v, model = runtime.load(path, TASK)
-        else:
-            ckpt, cfg, v = open_checkpoint(path, TASK)
-            model = LanguageModel(LMConfig.from_json(cfg["model"]))
-            load_weights(model, ckpt, pick_device(device))
-            model.eval()
+        cfg, v, model = runtime.load_model(path, TASK, lambda m: LanguageModel(LMConfig.from_json(m)), device)
         return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]), model, cfg["data"])
 
 

@@ -16,20 +16,15 @@ from seqlab.errors import UserError
 
 def parse_targets(labels: list[str], lines: list[int] | None, path) -> np.ndarray:
     """Float targets (n,) from the label column; a non-number names its line (CSV) or sequence (.npz)."""
-    try:
-        return np.array([float(v) for v in labels], dtype=np.float64)
-    except ValueError:
-        pass
+    y = np.empty(len(labels), dtype=np.float64)
     for i, v in enumerate(labels):
         try:
-            y = float(v)
+            y[i] = float(v)
         except ValueError:
-            y = None
-        if y is None:
             where = f"line {lines[i]}" if lines else f"sequence {i}"
             raise UserError(f"{path}: {where} has target {v!r}, which is not a number; --regression needs a "
                             "numeric label column (drop --regression to learn classes)") from None
-    raise AssertionError("unreachable")
+    return y
 
 
 def target_scaler(y: np.ndarray) -> dict:

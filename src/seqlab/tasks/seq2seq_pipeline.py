@@ -23,9 +23,8 @@ from seqlab.export import runtime
 from seqlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, TeacherForcing, decoder_inputs, seq2seq_loss
 from seqlab.tasks import common
 from seqlab.train import Trainer
-from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
+from seqlab.train.checkpoint import task_meta
 from seqlab.train.seq2seq_metrics import generation_metrics
-from seqlab.train.trainer import pick_device
 
 TASK = "translate"
 
@@ -127,13 +126,7 @@ class Seq2SeqPipeline:
 
     @classmethod
     def load(cls, path: str | Path, task: str = TASK, device: str = "cpu") -> Seq2SeqPipeline:
-        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
-            cfg, v, model = runtime.load(path, task)
-        else:
-            ckpt, cfg, v = open_checkpoint(path, task)
-            model = Seq2Seq(Seq2SeqConfig.from_json(cfg["model"]))
-            load_weights(model, ckpt, pick_device(device))
-            model.eval()
+        cfg, v, model = runtime.load_model(path, task, lambda m: Seq2Seq(Seq2SeqConfig.from_json(m)), device)
         return cls(task, tokenizer_from_json(v["src_tokenizer"]), tokenizer_from_json(v["tgt_tokenizer"]),
                    Vocab.from_json(v["src_vocab"]), Vocab.from_json(v["tgt_vocab"]), model, cfg["data"])
 

@@ -23,9 +23,8 @@ from seqlab.export import runtime
 from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, Tagger, TaggerConfig, case_of
 from seqlab.tasks import common
 from seqlab.train import Trainer
-from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
+from seqlab.train.checkpoint import task_meta
 from seqlab.train.tagging_metrics import entity_metrics, format_entity_report, token_accuracy
-from seqlab.train.trainer import pick_device
 
 TASK = "tag"
 MAX_CHARS = 30  # longer words keep their first and last 15 characters
@@ -98,12 +97,7 @@ class TagPipeline:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> TagPipeline:
-        if runtime.is_exported(path):  # NAME.onnx / NAME.pt from `seqlab export`
-            cfg, v, model = runtime.load(path, TASK)
-        else:
-            ckpt, cfg, v = open_checkpoint(path, TASK)
-            model = Tagger(TaggerConfig.from_json(cfg["model"]))
-            load_weights(model, ckpt, pick_device(device))
+        cfg, v, model = runtime.load_model(path, TASK, lambda m: Tagger(TaggerConfig.from_json(m)), device)
         chars = Vocab.from_json(v["chars"]) if v["chars"] else None
         return cls(Vocab.from_json(v["words"]), chars, Vocab.from_json(v["tags"]), model, cfg["data"])
 
