@@ -13,7 +13,7 @@ from seqlab.data.windows import gather, window_origins
 from seqlab.errors import UserError
 from seqlab.forecast import baselines, datasets
 from seqlab.forecast.backtest import baseline_forecasts, rolling_origins, score
-from seqlab.forecast.metrics import mase, mase_scale, smape
+from seqlab.metrics.forecast import mase, mase_scale, smape
 
 QUICK = ["--hidden", "8", "--epochs", "2", "--batch", "16", "--save-every", "0", "--threads", "1"]
 

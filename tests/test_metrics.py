@@ -1,6 +1,6 @@
 import numpy as np
 
-from seqlab.train.metrics import accuracy, confusion_matrix, format_confusion, macro_f1
+from seqlab.metrics.classification import accuracy, confusion_matrix, format_confusion, macro_f1
 
 
 def test_confusion_matrix_and_macro_f1_by_hand():

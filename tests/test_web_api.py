@@ -262,3 +262,48 @@ def test_served_on_loopback_by_default(monkeypatch, root, capsys):
     assert "http" not in page.text.replace("http-equiv", "")  # nothing loaded from elsewhere
     assert main(["serve", "--models", str(root / "missing")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_every_response_carries_the_security_headers(root, monkeypatch):
+    """The 413s (by Content-Length and chunked), the 500s, the other errors, the page and its files:
+    all with the Content-Security-Policy and nosniff the page has."""
+    import seqlab.web.api_unroll as api_unroll
+
+    app = create_app(root)
+    client = TestClient(app, raise_server_exceptions=False)
+    big = b'{"model": "lm", "prime": "' + b"a" * 70_000 + b'"}'
+    json_ = {"content-type": "application/json"}
+    responses = {
+        "200 page": client.get("/"), "200 static": client.get("/static/main.js"), "200": client.get("/api/models"),
+        "404": client.post("/api/unroll", json={"model": "nope", "text": "x"}),
+        "422": client.post("/api/unroll", json={"model": "toy:lstm", "text": "x", "hidden": 20}),
+        "413": client.post("/api/generate", content=big, headers=json_),
+        "413 chunked": client.post("/api/generate", content=iter([big[:40_000], big[40_000:]]), headers=json_),
+        "400 host": TestClient(create_app(root, loopback_only=True), base_url="http://evil.example").get("/"),
+    }
+
+    def boom(*a, **k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api_unroll, "toy_trace", boom)
+    responses["500"] = client.post("/api/unroll", json={"model": "toy:lstm", "text": "x"})
+    for what, r in responses.items():
+        assert r.status_code == int(what.split()[0]), (what, r.status_code, r.text)
+        assert "default-src 'self'" in r.headers.get("content-security-policy", ""), what
+        assert r.headers.get("x-content-type-options") == "nosniff", what
+        assert r.headers.get("referrer-policy") == "no-referrer", what
+    assert responses["500"].json()["detail"] == "internal error (RuntimeError); the server's log has the details"
+    assert "over 64 KiB" in responses["413"].json()["detail"]
+
+
+def test_errors_name_the_pages_fields_not_cli_flags(client):
+    r = client.post("/api/generate", json={"model": "lm", "prime": "Zé", "length": 5})
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and detail.startswith("prime text has characters the model never saw"), detail
+    assert "--" not in detail and "'Z'" in detail and "'é'" in detail
+    r = client.post("/api/unroll", json={"model": "toy:lstm", "text": "x", "hidden": 20})
+    assert r.status_code == 422 and r.json()["detail"] == "hidden: Input should be less than or equal to 16"
+    from seqlab.web.app import for_the_page
+
+    said = for_the_page("--prime x; --top-k 3; see --models; --primes")
+    assert said == "prime text x; top-k 3; see --models; --primes"

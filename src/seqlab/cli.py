@@ -13,7 +13,9 @@ import sys
 from seqlab import __version__
 from seqlab.errors import UserError
 from seqlab.export import export
+from seqlab.pipelines.config import ConfigError
 from seqlab.tasks import classify, demo, forecast, lm, plot, qa, scratch, serve, tag, translate
+from seqlab.tasks.common import flag_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,12 +47,17 @@ def _sigterm(signum, frame):  # a polite kill saves progress like Ctrl-C does
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress shows up in logs as it happens
     if argv is None:
         signal.signal(signal.SIGTERM, _sigterm)
     try:
         return args.func(args)
+    except ConfigError as e:  # a parameter: name it as the flag the user typed
+        flag = None if e.source else flag_of(args, e.param)
+        print(f"seqlab: error: {flag + ' ' + e.message if flag else e}", file=sys.stderr)
+        return 2
     except UserError as e:
         print(f"seqlab: error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
+import stat
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +24,54 @@ from seqlab.errors import UserError
 csv.field_size_limit(1 << 24)
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path`, refusing anything that is not a regular file (a FIFO, socket or
+    device would block or stream forever) before reading it."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of hanging
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory; give a file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot open it ({e.strerror}); check the path and its permissions") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{path} is a directory; give a file")
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file "
+                            "and give that")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror}); check the file") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """The whole file as one string, with '\\r\\n' turned into '\\n'."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a file")
-    raw = path.read_bytes()
+    if path.exists() and not path.is_file():  # checked before opening: a FIFO must not block us
+        raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file "
+                        "and give that")
+    raw = _read_regular(path)
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise UserError(f"{path}: not a readable gzip file ({e})") from None
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            why = "it is truncated" if isinstance(e, EOFError) else " ".join(str(e).split())[:120]
+            raise UserError(f"{path} is not a valid gzip file ({why}); re-download or re-compress it, "
+                            "or drop the .gz suffix if it is plain text") from None
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:

@@ -37,6 +37,30 @@ def is_exported(path) -> bool:
     return p.suffix in SUFFIXES and not p.is_dir()
 
 
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """onnxruntime's own exception types (InvalidProtobuf, Fail, ...: plain Exception subclasses)."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+    except ImportError:
+        return ()
+    return tuple(o for o in vars(state).values() if isinstance(o, type) and issubclass(o, Exception))
+
+
+# what reading a damaged or foreign exported file raises (torch.jit.load, onnxruntime, json, base64)
+_DAMAGE = (KeyError, TypeError, AttributeError, IndexError, ValueError, RuntimeError, OSError, EOFError)
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+    s = lines[0] if lines else ""
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _not_exported(path: Path, e: BaseException) -> UserError:
+    return UserError(f"{path} is damaged or not a model written by `seqlab export` ({type(e).__name__}: "
+                     f"{_first_line(e)}); export it again")
+
+
 class Graphs:
     """The graphs of one exported file; `run(name, *tensors)` -> tuple of CPU tensors."""
 
@@ -44,13 +68,20 @@ class Graphs:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: no such file; export one with `seqlab export --model RUN --out {path.name}`")
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty (a failed or interrupted export); export it again")
         self.format = SUFFIXES[path.suffix]
         try:
             self.meta = self._open_onnx(path) if self.format == "onnx" else self._open_torchscript(path)
+            if not all(isinstance(self.meta[k], dict) for k in META):
+                raise TypeError("its embedded JSON is not config, vocab and export objects")
             self.spec = self.meta["export.json"]["graphs"]
-        except (KeyError, json.JSONDecodeError, UnicodeDecodeError, RuntimeError, ValueError) as e:
-            raise UserError(f"{path} is not a model written by `seqlab export` ({type(e).__name__}: "
-                            f"{str(e)[:200]}); export it again") from None
+            if not isinstance(self.spec, dict) or "forward" not in self.spec:
+                raise KeyError("graphs")
+        except UserError:
+            raise
+        except (*_DAMAGE, *_ort_errors()) as e:  # json.JSONDecodeError and binascii.Error are ValueErrors
+            raise _not_exported(path, e) from None
 
     def _open_onnx(self, path: Path) -> dict:
         try:
@@ -65,7 +96,7 @@ class Graphs:
             try:
                 return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
             except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-                raise ValueError(str(e)) from None
+                raise ValueError(_first_line(e)) from None
 
         main = session(str(path))
         props = main.get_modelmeta().custom_metadata_map
@@ -200,7 +231,11 @@ def load_model(path: str | Path, task: str, build, device: str = "cpu") -> tuple
     if is_exported(path):
         return load(path, task)
     ckpt, cfg, v = open_checkpoint(path, task)
-    model = build(cfg["model"])
+    try:
+        model = build(cfg["model"])
+    except (KeyError, TypeError, ValueError) as e:  # config.json's "model" settings were edited or damaged
+        raise UserError(f"{ckpt / 'config.json'} is damaged (its \"model\" settings do not build a model: "
+                        f"{type(e).__name__}: {_first_line(e)}); retrain, or restore the file") from None
     load_weights(model, ckpt, pick_device(device))
     return cfg, v, model.eval()
 
@@ -212,15 +247,18 @@ def load(path: str | Path, task: str) -> tuple[dict, dict, _Standin]:
     if cfg.get("task") != task:
         raise UserError(f"{path} is a '{cfg.get('task')}' model, not '{task}'; use `seqlab {cfg.get('task')} ...` "
                         f"with it, or give a {task} model")
-    kind, m = info["kind"], cfg["model"]
-    if kind == "classify":
-        model = ClassifierRuntime(g, ClassifierConfig.from_json(m))
-    elif kind == "lm":
-        model = LMRuntime(g, LMConfig.from_json(m))
-    elif kind == "seq2seq":
-        model = Seq2SeqRuntime(g, Seq2SeqConfig.from_json(m))
-    elif kind == "tag":
-        model = TaggerRuntime(g, TaggerConfig.from_json(m), info.get("crf"))
-    else:
-        model = ForecasterRuntime(g, ForecasterConfig.from_json(m))
+    try:
+        kind, m = info["kind"], cfg["model"]
+        if kind == "classify":
+            model = ClassifierRuntime(g, ClassifierConfig.from_json(m))
+        elif kind == "lm":
+            model = LMRuntime(g, LMConfig.from_json(m))
+        elif kind == "seq2seq":
+            model = Seq2SeqRuntime(g, Seq2SeqConfig.from_json(m))
+        elif kind == "tag":
+            model = TaggerRuntime(g, TaggerConfig.from_json(m), info.get("crf"))
+        else:
+            model = ForecasterRuntime(g, ForecasterConfig.from_json(m))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # the embedded config.json is damaged
+        raise _not_exported(Path(path), e) from None
     return cfg, vocab, model

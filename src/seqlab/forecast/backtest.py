@@ -17,7 +17,7 @@ import numpy as np
 
 from seqlab.errors import UserError
 from seqlab.forecast import baselines
-from seqlab.forecast.metrics import coverage, point_metrics
+from seqlab.metrics.forecast import coverage, point_metrics
 
 
 @dataclass

@@ -4,11 +4,12 @@ and the step from parsed flags to the config dataclasses."""
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from seqlab.errors import UserError
 from seqlab.models.encoder import CELLS, EncoderConfig
+from seqlab.pipelines.base import check_out_dir, write_text_atomic  # noqa: F401  (re-exported for the tasks)
+from seqlab.pipelines.config import parse_minutes
+from seqlab.train.callbacks import LOGGERS
 from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig, resolve_amp
 
 
@@ -95,9 +96,9 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
     g.add_argument("--eval-every", type=int, default=0,
                    help="also evaluate on dev every N steps (besides each epoch end); 0 = only at "
                         "epoch ends (default: %(default)s)")
-    g.add_argument("--time", type=float, default=0.0,
-                   help="stop after this many minutes of training (evaluation time not counted); a decaying "
-                        "--schedule then ends with the time; 0 = no limit (default: %(default)s)")
+    g.add_argument("--time", type=_duration, default=0.0,
+                   help="stop after this much training time (evaluation not counted): minutes (15), or 90s, 15m, "
+                        "1.5h; a decaying --schedule then ends with the time; 0 = no limit (default: %(default)s)")
     g.add_argument("--amp", choices=(*AMP, "auto"), default=amp,
                    help="mixed precision: bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs), fp16 (GPU only), or "
                         "auto (bf16 where the hardware runs it natively, else none) (default: %(default)s)")
@@ -108,7 +109,60 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
     g.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch; 0 = torch's default (default: %(default)s)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    g.add_argument("--logger", choices=LOGGERS, default="jsonl",
+                   help="metrics.jsonl (always written) or also TensorBoard event files in OUT/tensorboard "
+                        "(needs pip install 'seqlab[tensorboard]') (default: %(default)s)")
+    g.add_argument("--config", default=None,
+                   help="a run.yaml (every run writes one) to start from; flags given on the command line win")
+    p.set_defaults(_parser=p)
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_minutes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def given_flags(a: argparse.Namespace) -> set[str]:
+    """The dests of the flags typed on the command line (not left at their defaults)."""
+    parser, argv = getattr(a, "_parser", None), getattr(a, "_argv", None)
+    if parser is None or argv is None:
+        return set()
+    by_option = {o: act.dest for act in parser._actions for o in act.option_strings}
+    return {by_option[t.split("=", 1)[0]] for t in argv if t.split("=", 1)[0] in by_option}
+
+
+def config_from_args(config_cls, a: argparse.Namespace):
+    """The run's config: `--config FILE` (or the defaults), then the flags typed on the command line."""
+    if getattr(a, "config", None):
+        base = config_cls.read(a.config)
+        given = given_flags(a)
+        leaves = config_cls.leaf_names()
+        return base.with_values(**{k: getattr(a, k) for k in given if k in leaves}).validate()
+    return config_cls.from_args(a).validate()
+
+
+def flag_of(a: argparse.Namespace, param: str) -> str | None:
+    """The command-line flag of a config parameter ("train.lr" -> "--lr"), when the command has one."""
+    parser = getattr(a, "_parser", None)
+    leaf = param.split(".")[-1].split("[")[0]
+    if parser is None:
+        return None
+    for act in parser._actions:
+        if act.dest == leaf and act.option_strings:
+            return act.option_strings[-1] if act.option_strings[-1].startswith("--") else act.option_strings[0]
+    return None
+
+
+def apply_config_defaults(p: argparse.ArgumentParser, config_cls) -> None:
+    """Make every flag named like a config leaf default to the config's own default (one source of truth)."""
+    cfg = config_cls()
+    leaves = config_cls.leaf_names()
+    for act in p._actions:
+        if act.dest in leaves and act.default is not None:
+            act.default = cfg.get(leaves[act.dest])
 
 
 def encoder_config(a: argparse.Namespace, vocab_size: int, pad_id: int = 0, input_dim: int = 0) -> EncoderConfig:
@@ -143,30 +197,3 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
         save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every,
         amp=resolve_amp(a.amp, a.device),
     )
-
-
-def check_out_dir(out: str, resume: bool, overwrite: bool) -> Path:
-    """Refuse to silently overwrite an earlier run; the user must say --resume or --overwrite."""
-    path = Path(out)
-    if resume:
-        if not (path / "last").is_dir():
-            raise UserError(f"{path} holds no run to resume (no last/ checkpoint); drop --resume")
-        return path
-    if path.exists() and any((path / n).exists() for n in ("best", "last", "metrics.jsonl")):
-        if not overwrite:
-            raise UserError(f"{path} already holds a training run; pass --resume to continue it "
-                            "or --overwrite to replace it")
-        import shutil
-
-        for n in ("best", "last"):
-            shutil.rmtree(path / n, ignore_errors=True)
-    return path
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a user-visible output file via a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

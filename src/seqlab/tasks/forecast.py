@@ -21,7 +21,7 @@ from seqlab.errors import UserError
 from seqlab.forecast import datasets
 from seqlab.forecast.backtest import backtest, rolling_origins
 from seqlab.forecast.baselines import BASELINES
-from seqlab.forecast.metrics import mase_scale
+from seqlab.metrics.forecast import mase_scale
 from seqlab.forecast.pipeline import ForecastPipeline
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS, Forecaster, ForecasterConfig
 from seqlab.tasks import common

@@ -41,7 +41,7 @@ from seqlab.tasks.seq2seq_pipeline import Seq2SeqPipeline, build_pipeline, fit, 
 from seqlab.tasks.translate import add_seq2seq_args
 from seqlab.train import Trainer, save_checkpoint
 from seqlab.train.checkpoint import load_weights, open_checkpoint, task_meta
-from seqlab.train.seq2seq_metrics import answer_tokens, exact_match, token_f1
+from seqlab.metrics.seq2seq import answer_tokens, exact_match, token_f1
 from seqlab.train.trainer import pick_device
 
 TASK = "qa"

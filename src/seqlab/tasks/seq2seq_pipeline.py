@@ -24,7 +24,7 @@ from seqlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, TeacherForcing, decode
 from seqlab.tasks import common
 from seqlab.train import Trainer
 from seqlab.train.checkpoint import task_meta
-from seqlab.train.seq2seq_metrics import generation_metrics
+from seqlab.metrics.seq2seq import generation_metrics
 
 TASK = "translate"
 

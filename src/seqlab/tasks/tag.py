@@ -24,7 +24,7 @@ from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, Tagger, TaggerConfig
 from seqlab.tasks import common
 from seqlab.train import Trainer
 from seqlab.train.checkpoint import task_meta
-from seqlab.train.tagging_metrics import entity_metrics, format_entity_report, token_accuracy
+from seqlab.metrics.tagging import entity_metrics, format_entity_report, token_accuracy
 
 TASK = "tag"
 MAX_CHARS = 30  # longer words keep their first and last 15 characters

@@ -8,30 +8,440 @@
                                  trainer.json        epoch, step, best metric, optimizer groups
 
 A checkpoint is written into a temporary directory beside its final place and then renamed,
-so a kill at any moment leaves either the old checkpoint or the new one, never half of one.
+so a kill at any moment leaves either the old checkpoint or the new one, never half of one; a kill
+between the two renames leaves the old one as `.NAME.old-PID`, which `recover(run_dir)` puts back.
+Weights that are not finite are never written (`NonFiniteWeights`), and a full disk leaves the
+previous checkpoint as it was.
+
+Every function here that reads a checkpoint is the one place its files are checked: a file that
+is truncated, empty, garbage, a pickle, a symlink to something else, JSON of the wrong shape or
+weights of the wrong shape ends as a one-line `UserError` naming the file and the fix, never a
+traceback. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import re
 import shutil
+import stat
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seqlab import __version__
 from seqlab.errors import UserError
 
 CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.safetensors"
+TRAINER = "trainer.json"
+FIX = "retrain, or restore the file"
+# what `Trainer._resume` reads from trainer.json (its `state` plus the optimizer's JSON half)
+TRAINER_KEYS = ("epoch", "batch", "step", "best", "best_epoch", "bad_evals", "last_eval_step", "elapsed",
+                "done", "optimizer")
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 
 
+class NonFiniteWeights(UserError):
+    """save_checkpoint refused weights holding NaN or inf; nothing was written."""
+
+
+def _line(text: object, limit: int = 200) -> str:
+    """One line of at most `limit` characters of an exception's text."""
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _damaged(path: Path, why: str) -> UserError:
+    return UserError(f"{path} is damaged ({_line(why)}); {FIX}")
+
+
+def _regular_file(path: Path, what: str = "checkpoint") -> int:
+    """The size of `path`, checked to be a regular file (after symlinks) without opening it, so a
+    FIFO or device in a checkpoint never blocks or streams forever."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise _damaged(path, f"a symlink to {os.readlink(path)}, which does not exist") from None
+        raise UserError(f"{path.parent} lacks {path.name}; the {what} is incomplete, retrain it") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); check its permissions, or {FIX}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise _damaged(path, kind)
+    return st.st_size
+
+
+def _read_bytes(path: Path) -> bytes:
+    _regular_file(path)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); check its permissions, or {FIX}") from None
+
+
+# ---- JSON files ------------------------------------------------------------------------------
+def read_json(ckpt: Path, name: str, required: tuple[str, ...] = ()) -> dict:
+    """A JSON file of a checkpoint, checked to be a JSON object holding the `required` keys."""
+    path = Path(ckpt) / name
+    raw = _read_bytes(path)
+    if not raw.strip():
+        raise _damaged(path, "the file is empty")
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _damaged(path, "not UTF-8 text" + (", it is a pickle" if raw[:1] == b"\x80" else "")) from None
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise _damaged(path, f"not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise _damaged(path, f"a JSON {type(obj).__name__}, not an object")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise _damaged(path, f"no {', '.join(repr(k) for k in missing)} in it")
+    return obj
+
+
+def read_config(ckpt: Path, task: str) -> dict:
+    """config.json of a checkpoint, checked to belong to `task`."""
+    cfg = read_json(ckpt, CONFIG)
+    if not isinstance(cfg.get("task"), str):
+        raise UserError(f"{Path(ckpt) / CONFIG} is not a seqlab config (no \"task\"); give a seqlab checkpoint, "
+                        f"or {FIX}")
+    if cfg["task"] != task:
+        raise UserError(
+            f"{ckpt} is a '{cfg['task']}' checkpoint, not '{task}'; "
+            f"use `seqlab {cfg['task']} ...` with it, or give a {task} model"
+        )
+    for key in ("model", "data"):
+        if not isinstance(cfg.get(key), dict):
+            raise _damaged(Path(ckpt) / CONFIG, f"no \"{key}\" settings" if key not in cfg
+                           else f"\"{key}\" is a {type(cfg[key]).__name__}, not an object")
+    return cfg
+
+
+def read_trainer_state(ckpt: Path) -> dict:
+    """trainer.json of a last/ checkpoint, checked to hold what resuming needs."""
+    path = Path(ckpt) / TRAINER
+    tr = read_json(ckpt, TRAINER, TRAINER_KEYS)
+    ints = ("epoch", "batch", "step", "bad_evals", "last_eval_step")
+    bad = [k for k in ints if not isinstance(tr[k], int) or isinstance(tr[k], bool)]
+    if bad or not isinstance(tr["elapsed"], (int, float)):
+        raise _damaged(path, f"{(bad or ['elapsed'])[0]!r} is not a number")
+    opt = tr["optimizer"]
+    if not (isinstance(opt, dict) and isinstance(opt.get("param_groups"), list)
+            and isinstance(opt.get("scalars"), dict)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in opt["param_groups"])):
+        raise _damaged(path, "its \"optimizer\" is not the optimizer's param_groups and scalars")
+    return tr
+
+
+def task_meta(task: str, model_cfg: dict, data: dict, train_cfg, vocab: dict) -> dict[str, dict]:
+    """The JSON files every task's checkpoint holds: config.json (task, versions, model, data and
+    training settings) and vocab.json (tokenizer, vocabularies, labels)."""
+    config = {"task": task, "seqlab": __version__, "model": model_cfg, "data": data, "train": asdict(train_cfg)}
+    return {"config.json": config, "vocab.json": vocab}
+
+
+# ---- safetensors files -----------------------------------------------------------------------
+def read_safetensors_header(path: Path) -> dict:
+    """The tensor table {name: {dtype, shape, data_offsets}} of a .safetensors file, checked
+    against the file's size (so a truncated, padded, empty or foreign file is a UserError)."""
+    path = Path(path)
+    size = _regular_file(path)
+    if size == 0:
+        raise _damaged(path, "the file is empty")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            raw = f.read(n) if 0 < n <= min(_MAX_HEADER, size - 8) else b""
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); check its permissions, or {FIX}") from None
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise _damaged(path, "it is a pickle, not safetensors; seqlab never unpickles")
+    if head[:4] == b"PK\x03\x04":
+        raise _damaged(path, "it is a zip (torch.save) file, not safetensors; seqlab never unpickles")
+    if n < 0:
+        raise _damaged(path, f"only {size} bytes, too short for a safetensors file")
+    if n > _MAX_HEADER or n == 0:
+        raise _damaged(path, f"not a safetensors file: its header would be {n} bytes")
+    if not raw:
+        raise _damaged(path, f"truncated: its header needs {n} bytes but the file has {size - 8} after the "
+                             "length")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _damaged(path, "its header is not safetensors JSON") from None
+    if not isinstance(header, dict):
+        raise _damaged(path, "its header is not a JSON object")
+    end = 0
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (lo, hi) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = (isinstance(dtype, str) and all(isinstance(d, int) and d >= 0 for d in shape)
+                  and isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi)
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise _damaged(path, f"its entry for tensor {name!r} is malformed")
+        if dtype in _DTYPE_BYTES and hi - lo != math.prod(shape) * _DTYPE_BYTES[dtype]:
+            raise _damaged(path, f"tensor {name!r} has {hi - lo} bytes for shape {tuple(shape)} of {dtype}")
+        end = max(end, hi)
+        tensors[name] = info
+    if 8 + n + end != size:
+        want = 8 + n + end
+        raise _damaged(path, f"truncated: {size} bytes, its header describes {want}" if size < want
+                       else f"{size} bytes, {size - want} more than its header describes")
+    return tensors
+
+
+def _load_tensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    read_safetensors_header(path)
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise _damaged(path, e) from None
+
+
+def load_state_tensors(ckpt: Path) -> dict[str, torch.Tensor]:
+    """state.safetensors of a last/ checkpoint (optimizer tensors, RNG state)."""
+    tensors = _load_tensors(Path(ckpt) / STATE)
+    if "rng.torch" not in tensors:
+        raise _damaged(Path(ckpt) / STATE, "no 'rng.torch' tensor in it")
+    return tensors
+
+
+def verify_checkpoint(ckpt: Path) -> None:
+    """Check every file of a checkpoint directory before any of it is used: the JSON files there
+    parse as objects, and a last/ checkpoint (one with trainer.json) has a readable trainer.json and
+    state.safetensors. Reads only the safetensors headers, not the tensors."""
+    ckpt = Path(ckpt)
+    if (ckpt / CONFIG).exists() or (ckpt / CONFIG).is_symlink():
+        cfg = read_json(ckpt, CONFIG)
+        # a config written by task_meta (it has the version stamp) has all of task_meta's sections
+        need = ("task", "model", "data", "train") if "seqlab" in cfg else ("task",)
+        missing = [k for k in need if k not in cfg]
+        if missing:
+            raise _damaged(ckpt / CONFIG, f"no {', '.join(repr(k) for k in missing)} in it")
+        wrong = [k for k in need[1:] if not isinstance(cfg[k], dict)]
+        if wrong or not isinstance(cfg["task"], str):
+            key = wrong[0] if wrong else "task"
+            raise _damaged(ckpt / CONFIG, f"its {key!r} is a {type(cfg[key]).__name__}")
+    if (ckpt / "vocab.json").exists() or (ckpt / "vocab.json").is_symlink():
+        read_json(ckpt, "vocab.json")
+    if (ckpt / TRAINER).exists() or (ckpt / TRAINER).is_symlink():
+        read_trainer_state(ckpt)
+        if "rng.torch" not in read_safetensors_header(ckpt / STATE):
+            raise _damaged(ckpt / STATE, "no 'rng.torch' tensor in it")
+
+
+def _shape_mismatches(model: torch.nn.Module, header: dict) -> list[str]:
+    out = []
+    for k, v in model.state_dict().items():
+        if k in header and tuple(header[k]["shape"]) != tuple(v.shape):
+            out.append(f"size mismatch for {k}: checkpoint {tuple(header[k]['shape'])} vs model {tuple(v.shape)}")
+    return out
+
+
+def _names(keys, n: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_weights(model: torch.nn.Module, ckpt: Path, device: str | torch.device = "cpu") -> None:
+    """Load model.safetensors into `model` and move it to `device`. The whole checkpoint is checked
+    first (`verify_checkpoint`); damage or a shape mismatch is a one-line user error."""
+    ckpt = Path(ckpt)
+    path = ckpt / WEIGHTS
+    verify_checkpoint(ckpt)
+    header = read_safetensors_header(path)
+    bad = _shape_mismatches(model, header)
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise UserError(f"{ckpt}: weights do not fit the model in its config.json ({bad[0]}{more}); "
+                        f"retrain, or restore {CONFIG}")
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
+    except RuntimeError as e:  # torch's load_state_dict: several lines, keep the first problem
+        lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+        why = next((s for s in lines if not s.startswith("Error(s) in loading")), lines[0] if lines else "")
+        raise UserError(f"{ckpt}: weights do not fit the model in its config.json ({_line(why)}); "
+                        f"retrain, or restore {CONFIG}") from None
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError) as e:
+        raise _damaged(path, e) from None
+    if missing or unexpected:
+        raise UserError(f"{ckpt}: weights do not match its config.json (missing {_names(missing) or 'none'}; "
+                        f"unexpected {_names(unexpected) or 'none'}); retrain, or restore {CONFIG}")
+    model.to(device)
+
+
+# ---- finding a checkpoint --------------------------------------------------------------------
+def _pid_of(d: Path) -> int | None:
+    tail = d.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether `pid` is a running process other than this one."""
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _complete(d: Path, name: str) -> bool:
+    """Whether `d` holds a whole checkpoint (every file there and readable)."""
+    try:
+        if not d.is_dir() or d.is_symlink():
+            return False
+        read_safetensors_header(d / WEIGHTS)
+        verify_checkpoint(d)
+        if name == "last" and not (d / TRAINER).is_file():
+            return False
+    except UserError:
+        return False
+    return True
+
+
+def _olds(run_dir: Path, name: str) -> list[Path]:
+    """The complete `.NAME.old-PID` copies in `run_dir`, newest first."""
+    olds = [d for d in run_dir.glob(f".{name}.old-*") if _complete(d, name)]
+    return sorted(olds, key=lambda d: d.stat().st_mtime_ns, reverse=True)
+
+
+def recover(run_dir: str | Path) -> list[str]:
+    """Repair a run directory after a kill inside `save_checkpoint`; call it before training starts.
+
+    If best/ or last/ is missing but a complete `.NAME.old-PID` exists (a kill between the two
+    renames), the newest one is renamed back to NAME. Stale `.NAME.tmp-*` and `.NAME.old-*`
+    directories are removed: those whose PID is not a live process, or all of them when this process
+    holds the run's `RunLock`. Returns what it did, one line per action, for the log."""
+    from seqlab.train.lock import holds
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    ours = holds(run_dir)
+    done = []
+    for name in ("best", "last"):
+        final = run_dir / name
+        if not final.exists() and not final.is_symlink():
+            olds = [d for d in _olds(run_dir, name) if ours or not _alive(_pid_of(d))]
+            if olds:
+                os.replace(olds[0], final)
+                done.append(f"restored {final} from {olds[0].name} (a save was interrupted)")
+        for d in [*run_dir.glob(f".{name}.tmp-*"), *run_dir.glob(f".{name}.old-*")]:
+            if d.is_dir() and not d.is_symlink() and (ours or not _alive(_pid_of(d))):
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"removed {d.name} (left by an interrupted save)")
+    return done
+
+
+def _present(p: Path) -> bool:
+    return p.exists() or p.is_symlink()
+
+
+def _checkpoint_files(d: Path) -> Path:
+    """`d`, checked to hold config.json and model.safetensors as regular files."""
+    for name in (CONFIG, WEIGHTS):
+        _regular_file(d / name)
+    return d
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint directory for `--model PATH`: PATH itself, or PATH/best, or PATH/last (or, after
+    a kill between the two renames of save_checkpoint, the complete `.best.old-*` / `.last.old-*` copy).
+    A best/ or last/ that is there but lacks a file is an error, not a reason to use the other one."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint; give the --out directory of a training run")
+    if _present(path / CONFIG) or _present(path / WEIGHTS):
+        return _checkpoint_files(path)
+    for name in ("best", "last"):
+        cand = path / name
+        if cand.is_dir():
+            return _checkpoint_files(cand)
+        if not _present(cand):  # read-only here: `recover` (at the next training) renames it back
+            olds = _olds(path, name)
+            if olds:
+                return olds[0]
+    raise UserError(
+        f"{path} is not a seqlab checkpoint (no {CONFIG} and {WEIGHTS}); "
+        "give the --out directory of `seqlab <task> train`"
+    )
+
+
+def open_checkpoint(path: str | Path, task: str) -> tuple[Path, dict, dict]:
+    """(checkpoint dir, config.json, vocab.json) for `--model PATH`, checked to belong to `task`."""
+    ckpt = resolve_checkpoint(path)
+    return ckpt, read_config(ckpt, task), read_json(ckpt, "vocab.json")
+
+
+# ---- writing ---------------------------------------------------------------------------------
 def write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def _check_finite(path: Path, model: torch.nn.Module) -> None:
+    for k, v in model.state_dict().items():
+        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
+            raise NonFiniteWeights(
+                f"{path} not written: the weights hold NaN or inf (first in {k}); lower --lr or set --clip; "
+                f"the previous checkpoint, if any, is kept"
+            )
+
+
+def _fsync(path: Path, strict: bool = True) -> None:
+    """Flush `path` to disk; a file's error (EIO, or ENOSPC from delayed allocation) is raised unless
+    not `strict` (a directory: some file systems cannot fsync one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        if strict:
+            raise
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_error(path: Path, e: BaseException) -> BaseException:
+    """The UserError for an OSError (or safetensors' wrapped I/O error) while writing `path`."""
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code is None and isinstance(e, SafetensorError):  # the Rust writer: "I/O error: ... (os error 27)"
+        m = re.search(r"os error (\d+)|code: (\d+)", text)
+        code = int(m.group(1) or m.group(2)) if m else None
+    if code in _FULL:
+        return UserError(f"no space left to write {path} ({os.strerror(code)}); free disk space, then --resume "
+                         "(the previous checkpoint is kept)")
+    if code in _DENIED:
+        return UserError(f"cannot write {path} ({os.strerror(code)}); choose another --out or fix its permissions")
+    return e
 
 
 def save_checkpoint(
@@ -42,92 +452,38 @@ def save_checkpoint(
     trainer: dict | None = None,
 ) -> Path:
     """Write `model` weights, the JSON files in `meta` (name -> object), and optionally extra
-    `tensors` (state.safetensors) and `trainer` state (trainer.json), atomically, to `path`."""
+    `tensors` (state.safetensors) and `trainer` state (trainer.json), atomically, to `path`.
+
+    Raises NonFiniteWeights (writing nothing) if a weight is NaN or inf, and a UserError when the
+    disk is full; in every failure the previous checkpoint at `path` stays as it was and no
+    temporary directory is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_finite(path, model)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"), metadata={"seqlab": __version__})
-    for name, obj in meta.items():
-        (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
-    if tensors is not None:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
-    if trainer is not None:
-        (tmp / "trainer.json").write_text(json.dumps(trainer, indent=2) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_model(model, str(tmp / WEIGHTS), metadata={"seqlab": __version__})
+        for name, obj in meta.items():
+            (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
+        if tensors is not None:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / STATE))
+        if trainer is not None:
+            (tmp / TRAINER).write_text(json.dumps(trainer, indent=2) + "\n")
+        for f in tmp.iterdir():  # on disk before the rename, so a power cut cannot leave empty files
+            _fsync(f)
+    except BaseException as e:  # KeyboardInterrupt included: never leave a half-written temp dir
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, (OSError, SafetensorError)):
+            err = _write_error(path, e)
+            if err is not e:
+                raise err from None
+        raise
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
+    _fsync(path.parent, strict=False)
     shutil.rmtree(old, ignore_errors=True)
     return path
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint directory for `--model PATH`: PATH itself, or PATH/best, or PATH/last."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such checkpoint; give the --out directory of a training run")
-    for cand in (path, path / "best", path / "last"):
-        if (cand / CONFIG).is_file() and (cand / "model.safetensors").is_file():
-            return cand
-    # a kill between the two renames of save_checkpoint leaves only the .old copy
-    for name in ("best", "last"):
-        olds = sorted(path.glob(f".{name}.old-*"))
-        if olds and (olds[-1] / CONFIG).is_file():
-            return olds[-1]
-    raise UserError(
-        f"{path} is not a seqlab checkpoint (no {CONFIG} and model.safetensors); "
-        "give the --out directory of `seqlab <task> train`"
-    )
-
-
-def read_config(ckpt: Path, task: str) -> dict:
-    """config.json of a checkpoint, checked to belong to `task`."""
-    try:
-        cfg = json.loads((ckpt / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{ckpt / CONFIG} is damaged ({e}); retrain or restore the file") from None
-    if not isinstance(cfg, dict) or "task" not in cfg:
-        raise UserError(f"{ckpt / CONFIG} is not a seqlab config; give a seqlab checkpoint")
-    if cfg["task"] != task:
-        raise UserError(
-            f"{ckpt} is a '{cfg['task']}' checkpoint, not '{task}'; "
-            f"use `seqlab {cfg['task']} ...` with it, or give a {task} model"
-        )
-    return cfg
-
-
-def task_meta(task: str, model_cfg: dict, data: dict, train_cfg, vocab: dict) -> dict[str, dict]:
-    """The JSON files every task's checkpoint holds: config.json (task, versions, model, data and
-    training settings) and vocab.json (tokenizer, vocabularies, labels)."""
-    config = {"task": task, "seqlab": __version__, "model": model_cfg, "data": data, "train": asdict(train_cfg)}
-    return {"config.json": config, "vocab.json": vocab}
-
-
-def open_checkpoint(path: str | Path, task: str) -> tuple[Path, dict, dict]:
-    """(checkpoint dir, config.json, vocab.json) for `--model PATH`, checked to belong to `task`."""
-    ckpt = resolve_checkpoint(path)
-    return ckpt, read_config(ckpt, task), read_json(ckpt, "vocab.json")
-
-
-def read_json(ckpt: Path, name: str) -> dict:
-    try:
-        return json.loads((ckpt / name).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{ckpt} lacks {name}; the checkpoint is incomplete, retrain it") from None
-
-
-def load_weights(model: torch.nn.Module, ckpt: Path, device: str | torch.device = "cpu") -> None:
-    """Load model.safetensors into `model` and move it to `device`; a shape mismatch is a user error."""
-    try:
-        missing, unexpected = load_model(model, str(ckpt / "model.safetensors"), strict=False, device=str(device))
-    except RuntimeError as e:
-        raise UserError(f"{ckpt}: weights do not fit the model in its config.json ({e})") from None
-    if missing or unexpected:
-        raise UserError(f"{ckpt}: weights do not match its config.json (missing {missing}, unexpected {unexpected})")
-    model.to(device)
-
-
-def load_state_tensors(ckpt: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(ckpt / "state.safetensors"))

@@ -15,7 +15,6 @@ the gradients are averaged over the ranks (`seqlab.train.distributed`).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -28,8 +27,9 @@ import torch
 from tqdm.auto import tqdm
 
 from seqlab.errors import UserError
-from seqlab.train.checkpoint import load_state_tensors, load_weights, save_checkpoint
+from seqlab.train.checkpoint import load_state_tensors, load_weights, read_trainer_state, recover, save_checkpoint
 from seqlab.train.distributed import setup
+from seqlab.train.lock import RunLock
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -170,19 +170,34 @@ class Trainer:
     Args:
         model: the nn.Module to train.
         cfg: TrainConfig.
-        out: run directory; gets best/, last/, metrics.jsonl and loss.png.
+        out: run directory; gets best/, last/, metrics.jsonl and loss.png. None trains in memory: the best
+            weights are kept as a copy (no files, no resume).
         step_fn: (model, batch) -> scalar loss tensor (batch already on the device). A step_fn
             with memory between batches may define state_tensors() -> {name: tensor} and
             load_state_tensors(dict); last/ then saves it, so a resume continues it exactly.
         eval_fn: model -> dict of dev metrics (called in eval mode without gradients), or None.
         metric: the key of eval_fn's dict that decides the best checkpoint; `mode` 'max' or 'min'.
         meta: JSON files written into every checkpoint, e.g. {"config.json": ..., "vocab.json": ...}.
+        callbacks: objects with any of on_fit_start(trainer, resume), on_log(trainer, record),
+            on_fit_end(trainer) (seqlab.train.callbacks); None = the defaults for `out`
+            (metrics.jsonl and loss.png in a run directory, nothing in memory).
+        restore_best: load the best weights into `model` when training ends.
+        tie: (metric, "min"|"max") that breaks a tie of `metric`, e.g. ("loss", "min") so that of two
+            evaluations with the same dev accuracy the one with the lower dev loss is kept.
     """
 
-    def __init__(self, model, cfg: TrainConfig, out: str | Path, step_fn: Callable,
+    def __init__(self, model, cfg: TrainConfig, out: str | Path | None, step_fn: Callable,
                  eval_fn: Callable | None = None, metric: str = "loss", mode: str = "min",
-                 meta: dict | None = None, log: Callable[[str], None] = print):
-        self.model, self.cfg, self.out = model, cfg, Path(out)
+                 meta: dict | None = None, log: Callable[[str], None] = print,
+                 callbacks: list | None = None, restore_best: bool = False, tie: tuple[str, str] | None = None):
+        self.model, self.cfg, self.out = model, cfg, Path(out) if out is not None else None
+        if callbacks is None:
+            from seqlab.train.callbacks import default_callbacks
+
+            callbacks = default_callbacks(self.out)
+        self.callbacks, self.restore_best = list(callbacks), restore_best
+        self._best_state: dict | None = None  # in-memory best weights when out is None
+        self.tie = tie
         self.step_fn, self.eval_fn = step_fn, eval_fn
         self.metric, self.mode = metric, mode
         self.meta = meta or {}
@@ -194,7 +209,7 @@ class Trainer:
         # fp16 needs loss scaling; for none/bf16 the scaler is disabled and passes everything through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
-                      "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False}
+                      "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False, "best_tie": None}
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None) -> None:
@@ -209,15 +224,29 @@ class Trainer:
             tensors.update(self.dist.stack(own))  # every rank's, (world, ...), in a multi-process run
             trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg),
                        "world_size": self.dist.world}
-        if self.dist.main:
-            save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
+        if not self.dist.main:
+            return
+        if not all(bool(torch.isfinite(v).all()) for v in self.model.state_dict().values() if v.is_floating_point()):
+            good = (f"the last good checkpoint is {self._last_good}" if self._last_good is not None
+                    else "no checkpoint was written")
+            raise UserError(f"the weights became inf or nan by step {self.state['step']}; lower --lr (now "
+                            f"{self.cfg.lr}) or set --clip; {good}")
+        if self.out is None:  # in memory: keep a copy of the best weights; there is no last/ to resume
+            if name == "best":
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return
+        save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
+        if name == "last":
+            self._last_good = self.out / name
 
     def _resume(self) -> None:
+        if self.out is None:
+            raise UserError("resuming needs the run directory of the interrupted training; give out=")
         ckpt = self.out / "last"
         if not (ckpt / "trainer.json").is_file():
             raise UserError(f"nothing to resume in {self.out} (no last/trainer.json); drop --resume")
         load_weights(self.model, ckpt, self.device)
-        tr = json.loads((ckpt / "trainer.json").read_text())
+        tr = read_trainer_state(ckpt)
         tensors = load_state_tensors(ckpt)
         _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, tr["optimizer"])
         tensors = self.dist.pick({k: v for k, v in tensors.items() if not k.startswith("opt.")},
@@ -228,23 +257,15 @@ class Trainer:
                                              if k.startswith("step.")})
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
-        self.state.update({k: tr[k] for k in self.state})
-        if self.dist.main:
-            self._trim_log(self.state["step"])
+        self.state.update({k: tr.get(k, self.state[k]) for k in self.state})
+        self._last_good = ckpt
         self.log(f"resumed from {ckpt} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
 
-    def _trim_log(self, step: int) -> None:
-        """Drop metrics-log lines written after the checkpoint we resume from."""
-        path = self.out / "metrics.jsonl"
-        if path.exists():
-            keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-            path.write_text("".join(ln + "\n" for ln in keep))
-
     def _write_log(self, rec: dict) -> None:
-        if not self.dist.main:
-            return
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        if self.dist.main:
+            for cb in self.callbacks:
+                if hasattr(cb, "on_log"):
+                    cb.on_log(self, rec)
 
     # ---- the loop ----------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -252,14 +273,32 @@ class Trainer:
         with torch.no_grad():
             return self.eval_fn(self.model) if self.eval_fn else {}
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, metrics: dict) -> bool:
         best = self.state["best"]
-        return best is None or (value > best if self.mode == "max" else value < best)
+        if best is None or (value > best if self.mode == "max" else value < best):
+            return True
+        if value != best or self.tie is None or self.tie[0] not in metrics or self.state["best_tie"] is None:
+            return False
+        t, bt = metrics[self.tie[0]], self.state["best_tie"]
+        return t > bt if self.tie[1] == "max" else t < bt
 
     def fit(self, batches, resume: bool = False) -> dict:
-        """Train over `batches` (an iterable of Batch with set_epoch and len) for cfg.epochs."""
+        """Train over `batches` (an iterable of Batch with set_epoch and len) for cfg.epochs.
+
+        A run directory is locked for the training's life (one writer per run); a save that a kill
+        interrupted is repaired first (`checkpoint.recover`)."""
+        if self.out is None or not self.dist.main:
+            return self._fit(batches, resume)
+        with RunLock(self.out):
+            for line in recover(self.out):
+                self.log(line)
+            return self._fit(batches, resume)
+
+    def _fit(self, batches, resume: bool) -> dict:
         cfg, st = self.cfg, self.state
-        self.out.mkdir(parents=True, exist_ok=True)
+        self._last_good = None
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.model.to(self.device)
         if self.dist.world > 1:
             if not hasattr(batches, "shard"):
@@ -270,8 +309,10 @@ class Trainer:
             self._resume()
         else:
             seed_everything(cfg.seed + self.dist.rank)  # each rank its own dropout masks
-            if self.dist.main:
-                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if self.dist.main:
+            for cb in self.callbacks:
+                if hasattr(cb, "on_fit_start"):
+                    cb.on_fit_start(self, resume)
         if not cfg.epochs and not cfg.time_budget:
             raise UserError("give a number of epochs or a time budget (--time); with neither, training never ends")
         total = cfg.epochs * len(batches)
@@ -281,6 +322,8 @@ class Trainer:
                 self._train_epoch(batches, total)
                 self._end_epoch()  # also after a partial epoch cut by the time budget
         except KeyboardInterrupt:  # save the state as it was before the unfinished step
+            if self.out is None:
+                raise
             if self.dist.world > 1:  # the other ranks may be gone already: no collective save
                 self.log(f"interrupted; --resume continues from the last checkpoint in {self.out / 'last'}")
                 raise
@@ -292,9 +335,21 @@ class Trainer:
         if self.dist.main and (self.eval_fn is None or st["best"] is None):
             self._save("best", with_state=False)
         if self.dist.main:
-            self._plot()
+            for cb in self.callbacks:
+                if hasattr(cb, "on_fit_end"):
+                    cb.on_fit_end(self)
         self.dist.barrier()  # best/ is complete before any rank reads it
+        if self.restore_best:
+            self.load_best()
         return dict(st)
+
+    def load_best(self) -> None:
+        """Put the best weights (best/ on disk, or the in-memory copy) into the model."""
+        if self.out is None:
+            if self._best_state is not None:
+                self.model.load_state_dict(self._best_state)
+        elif (self.out / "best").is_dir():
+            load_weights(self.model, self.out / "best", self.device)
 
     @property
     def _epochs_shown(self) -> str:
@@ -321,10 +376,10 @@ class Trainer:
                 loss = self.step_fn(self.model, batch.to(self.device))
             loss = loss.float()
             if not torch.isfinite(loss):
-                raise UserError(
-                    f"the training loss became {loss.item()} at step {st['step'] + 1}; lower --lr "
-                    f"(now {cfg.lr}) or set --clip; the last good checkpoint is {self.out / 'last'}"
-                )
+                good = (f"the last good checkpoint is {self._last_good}" if self._last_good is not None
+                        else "no checkpoint was written")
+                raise UserError(f"the training loss became {loss.item()} at step {st['step'] + 1}; lower "
+                                f"--lr (now {cfg.lr}) or set --clip; {good}")
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.dist.average_gradients(self.model)
@@ -396,8 +451,9 @@ class Trainer:
         if st["done"]:
             line += "  (time budget reached)"
         if self.metric in metrics:
-            if self._improved(metrics[self.metric]):
+            if self._improved(metrics[self.metric], metrics):
                 st["best"], st["best_epoch"], st["bad_evals"] = metrics[self.metric], rec["epoch"], 0
+                st["best_tie"] = metrics.get(self.tie[0]) if self.tie else None
                 self._save("best", with_state=False)
                 line += "  *best*"
             else:
@@ -410,11 +466,3 @@ class Trainer:
                 st["done"] = True
                 line += f"  (target {self.metric} {target} reached: stopping)"
         self.log(line)
-
-    def _plot(self) -> None:
-        from seqlab.viz.curves import plot_curves
-
-        try:
-            plot_curves([self.out], self.out / "loss.png")
-        except ValueError:
-            pass  # too few steps to draw a curve

@@ -50,7 +50,7 @@ def seq2seq(req: Seq2SeqRequest, request: Request) -> dict:
     out = {"model": req.model, "task": task, "output": o.text, "tokens": rows, "src_tokens": o.src_tokens,
            "attention": num(o.attention) if has_att else None, "score": o.score, "mean_logprob": o.mean_logprob}
     if task == "qa":
-        from seqlab.tasks.qa import tidy
+        from seqlab.pipelines.qa import tidy
 
         thr = pipe.threshold
         out.update(output=tidy(o.text), confidence=o.mean_logprob, threshold=thr if np.isfinite(thr) else None)

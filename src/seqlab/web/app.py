@@ -11,11 +11,15 @@ says so to the browser).
     GET  /api/openapi.json   the API's schema
 
 Errors are JSON {"detail": "one line"}: 400 bad input for the model, 403 a model path outside
---models, 404 no such run, 413 a body over 64 KiB, 422 a field out of its limits (names the field).
+--models, 404 no such run, 413 a body over 64 KiB, 422 a field out of its limits (names the field),
+500 a bug (its traceback goes to the server's log). A message written for the command line names the
+page's field instead of the flag ("prime text", not "--prime"). Every response, errors included,
+carries the security headers (Content-Security-Policy, X-Content-Type-Options: nosniff, ...).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -38,9 +42,23 @@ HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' dat
            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
+# the page fields the command line's flags stand for, in messages the tasks wrote for the CLI
+FLAG_FIELDS = {"prime": "prime text", "origin": "origin", "beam": "beam", "temperature": "temperature",
+               "top-k": "top-k", "top-p": "top-p", "length": "length", "seed": "seed", "history": "history"}
+_FLAG = re.compile(r"(?<![\w-])--(" + "|".join(re.escape(f) for f in FLAG_FIELDS) + r")(?![\w-])")
+
+
+def for_the_page(message: str) -> str:
+    """A UserError's message with the CLI flags it names ("--prime") replaced by the page's field
+    names ("prime text"); "--models" (the server's own flag) stays."""
+    return _FLAG.sub(lambda m: FLAG_FIELDS[m.group(1)], message)
+
+
 class Guard:
-    """ASGI middleware: refuse request bodies over `max_bytes` (413, by Content-Length or while
-    reading a chunked body) and add the security headers to every response."""
+    """ASGI middleware, the outermost one: refuse request bodies over `max_bytes` (413, by
+    Content-Length or while reading a chunked body) and add the security headers to every response,
+    the 413s and 500s included (an unhandled exception is answered here, then re-raised so that the
+    server logs it; Starlette's own 500 answer would come from outside this middleware)."""
 
     def __init__(self, app, max_bytes: int = MAX_BODY):
         self.app, self.max_bytes = app, max_bytes
@@ -48,10 +66,19 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = False
+
+        async def with_headers(msg):
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+                msg = {**msg, "headers": list(msg.get("headers", [])) + HEADERS}
+            await send(msg)
+
         too_big = f"request body over {self.max_bytes // 1024} KiB; send less text"
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await JSONResponse({"detail": too_big}, 413)(scope, receive, send)
+            return await JSONResponse({"detail": too_big}, 413)(scope, receive, with_headers)
         seen = 0
 
         async def limited():
@@ -63,12 +90,13 @@ class Guard:
                     raise HTTPException(413, too_big)
             return msg
 
-        async def with_headers(msg):
-            if msg["type"] == "http.response.start":
-                msg = {**msg, "headers": list(msg.get("headers", [])) + HEADERS}
-            await send(msg)
-
-        await self.app(scope, limited, with_headers)
+        try:
+            await self.app(scope, limited, with_headers)
+        except Exception as exc:
+            if not started:
+                detail = f"internal error ({type(exc).__name__}); the server's log has the details"
+                await JSONResponse({"detail": detail}, 500)(scope, receive, with_headers)
+            raise
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -90,7 +118,7 @@ def create_app(models: str | Path | None = None, loopback_only: bool = False) ->
     @app.exception_handler(UserError)
     async def user_error(request, exc: UserError):
         status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 400
-        return JSONResponse({"detail": str(exc)}, status)
+        return JSONResponse({"detail": for_the_page(str(exc))}, status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):

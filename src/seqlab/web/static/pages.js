@@ -1,6 +1,6 @@
 // The trained checkpoints' pages: generate, translate / QA, tag, forecast, training curves.
 import { colorSeq, fmt, heatmap, html, lineChart, PALETTE } from "./svg.js";
-import { get, post, setStatus } from "./api.js";
+import { checkInputs, get, post, setStatus } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,6 +11,7 @@ function slider(id, out, digits = 2) {
 }
 
 async function generate() {
+  if (!checkInputs("gen-seed")) return;
   const body = { model: $("gen-model").value, prime: $("gen-prime").value, length: Number($("gen-length").value),
                  temperature: Number($("gen-temp").value), top_k: Number($("gen-topk").value),
                  top_p: Number($("gen-topp").value), seed: Number($("gen-seed").value) };
@@ -22,15 +23,25 @@ async function generate() {
             + `top-p ${body.top_p}, seed ${body.seed}`);
 }
 
+// The answer in large type and how sure the model is in small type under it. A QA answer below the
+// threshold is "I don't know", as `seqlab qa ask` says, with the rejected best guess underneath.
+function answerLines(r) {
+  if (r.confidence === undefined) return [r.output, `mean log-probability ${fmt(r.mean_logprob, 3)}`];
+  const thr = r.threshold;
+  if (thr === null || thr === undefined) return [r.output, `confidence ${fmt(r.confidence, 3)}`];
+  if (r.confidence >= thr) return [r.output, `confidence ${fmt(r.confidence, 3)} ≥ threshold ${fmt(thr, 3)}`];
+  return ["I don't know", `best guess ${JSON.stringify(r.output)}, confidence ${fmt(r.confidence, 3)} < threshold `
+          + `${fmt(thr, 3)}: below the threshold the model abstains`];
+}
+
 async function translate() {
+  if (!checkInputs("s2s-beam")) return;
   const r = await post("/api/seq2seq", { model: $("s2s-model").value, text: $("s2s-text").value,
                                          beam: Number($("s2s-beam").value) });
   if (!r) return;
-  const conf = r.confidence !== undefined
-    ? ` (confidence ${fmt(r.confidence, 3)}${r.threshold !== null && r.threshold !== undefined
-        ? (r.confidence >= r.threshold ? " ≥" : " < ") + " threshold " + fmt(r.threshold, 3) + (r.confidence >= r.threshold ? "" : ": the model would abstain") : ""})`
-    : ` (mean log-probability ${fmt(r.mean_logprob, 3)})`;
-  $("s2s-output").textContent = r.output + conf;
+  const [answer, how] = answerLines(r);
+  $("s2s-output").replaceChildren(html("div", { class: "answer", "data-testid": "s2s-answer", text: answer }),
+                                  html("div", { class: "how", "data-testid": "s2s-how", text: how }));
   const box = $("s2s-attention");
   box.replaceChildren();
   if (!r.attention) {
@@ -65,6 +76,7 @@ async function tag() {
 }
 
 async function forecast() {
+  if (!checkInputs("fc-history")) return;
   const body = { model: $("fc-model").value, history: Number($("fc-history").value) };
   if ($("fc-origin").value.trim()) body.origin = $("fc-origin").value.trim();
   const r = await post("/api/forecast", body);
@@ -74,10 +86,11 @@ async function forecast() {
   const nh = r.history_times.length, times = r.history_times.concat(r.forecast_times);
   const hx = times.slice(0, nh).map((_, i) => i), fx = r.forecast_times.map((_, i) => nh + i);
   r.targets.forEach((name, j) => {
-    const series = [{ name: "history", x: hx, y: r.history.map((v) => v[j]), color: "#222" },
+    // history grey and solid, forecast blue with dots, actual orange and dashed: told apart in the legend too
+    const series = [{ name: "history", x: hx, y: r.history.map((v) => v[j]), color: "#555" },
                     { name: "forecast", x: fx, y: r.mean.map((v) => v[j]), color: "#1f77b4", marker: true }];
     if (r.actual.length) series.push({ name: "actual", x: fx.slice(0, r.actual.length), y: r.actual.map((v) => v[j]),
-                                       color: "#222", dash: "3 3" });
+                                       color: "#ff7f0e", dash: "5 3", width: 2 });
     const bands = Object.entries(r.intervals).reverse().map(([lv, b]) => ({
       name: `${Math.round(Number(lv) * 100)}% interval`, x: fx, lo: b.lo.map((v) => v[j]), hi: b.hi.map((v) => v[j]),
       color: "#1f77b4", opacity: Number(lv) > 0.9 ? 0.15 : 0.3 }));
@@ -119,6 +132,14 @@ export function setupPages(models) {
   };
   fill("gen-model", ["lm"]);
   fill("s2s-model", ["translate", "qa"]);
+  const taskOf = Object.fromEntries(models.map((m) => [m.name, m.task]));
+  const askOrTranslate = () => {  // the QA page asks a question; the translation page translates a source
+    const qa = taskOf[$("s2s-model").value] === "qa";
+    $("s2s-go").textContent = qa ? "Ask" : "Translate";
+    $("s2s-text-name").textContent = qa ? "question" : "source";
+  };
+  $("s2s-model").addEventListener("change", askOrTranslate);
+  askOrTranslate();
   fill("tag-model", ["tag"]);
   fill("fc-model", ["forecast"]);
   const runs = $("curve-runs");

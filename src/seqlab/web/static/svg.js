@@ -104,11 +104,30 @@ function ticks(lo, hi, n = 5) {
   return out;
 }
 
-// Line chart. series [{name, x: [], y: [], color, dash, marker}], bands [{x, lo, hi, color, opacity, name}],
-// opts: width, height, xlabel, ylabel, xTickLabels (x index -> label), vline (x), ylim [lo, hi].
+// Legend entries laid out in rows across `width` (about 6 px per character): [{item, x, row}].
+function legendLayout(items, width) {
+  const out = [];
+  let x = 0, row = 0;
+  for (const item of items) {
+    const w = 30 + 6 * String(item.name).length + 16;
+    if (x > 0 && x + w > width) { x = 0; row += 1; }
+    out.push({ item, x, row });
+    x += w;
+  }
+  return out;
+}
+
+// Line chart. series [{name, x: [], y: [], color, dash, marker, width}], bands [{x, lo, hi, color, opacity,
+// name}], opts: width, height, xlabel, ylabel, xTickLabels (x index -> label), vline (x), ylim [lo, hi].
+// The legend sits above the plotted area (never over the data); its swatches draw each line's own
+// colour, dash and dots.
 export function lineChart(series, opts = {}) {
   const W = opts.width || 640, H = opts.height || 300, m = { l: 56, r: 14, t: 24, b: 44 };
   const bands = opts.bands || [];
+  const named = series.filter((s) => s.name).concat(bands.filter((b) => b.name));
+  const legend = legendLayout(named, W - m.l - m.r);
+  const legendRows = legend.length ? legend[legend.length - 1].row + 1 : 0;
+  m.t = legendRows ? 8 + 15 * legendRows + 8 : 14;
   const xs = series.flatMap((s) => s.x).concat(bands.flatMap((b) => b.x));
   let ys = series.flatMap((s) => s.y).concat(bands.flatMap((b) => b.lo.concat(b.hi))).filter(Number.isFinite);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
@@ -120,6 +139,8 @@ export function lineChart(series, opts = {}) {
   const X = (v) => m.l + ((v - x0) / (x1 - x0)) * (W - m.l - m.r);
   const Y = (v) => H - m.b - ((v - y0) / (y1 - y0)) * (H - m.t - m.b);
   const svg = el("svg", { width: W, height: H, class: "chart", "data-testid": opts.testid, role: "img" });
+  svg.append(el("rect", { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b, class: "plotarea",
+                          fill: "none", stroke: "none" }));
   for (const t of ticks(y0, y1)) {
     svg.append(el("line", { x1: m.l, x2: W - m.r, y1: Y(t), y2: Y(t), class: "grid" }));
     svg.append(text(m.l - 6, Y(t) + 4, String(t), { "text-anchor": "end", class: "tick" }));
@@ -150,13 +171,23 @@ export function lineChart(series, opts = {}) {
   });
   if (opts.vline !== undefined && opts.vline !== null)
     svg.append(el("line", { x1: X(opts.vline), x2: X(opts.vline), y1: m.t, y2: H - m.b, class: "vline" }));
-  const named = series.filter((s) => s.name).concat(bands.filter((b) => b.name));
-  named.forEach((s, i) => {
-    const color = s.color || PALETTE[series.indexOf(s) % PALETTE.length];
-    const y = m.t + 4 + i * 15;
-    svg.append(el("rect", { x: m.l + 10, y: y - 8, width: 14, height: 8, fill: color,
-                            "fill-opacity": s.opacity ?? 1 }));
-    svg.append(text(m.l + 30, y, s.name, { class: "tick" }));
-  });
+  const lg = el("g", { class: "legend", "data-testid": "legend" });
+  for (const { item: s, x, row } of legend) {
+    const i = series.indexOf(s), band = i < 0;
+    const color = s.color || (band ? "#1f77b4" : PALETTE[i % PALETTE.length]);
+    const x0 = m.l + x, y = 8 + row * 15 + 10;
+    const g = el("g", { class: "legend-item", "data-name": s.name });
+    if (band) {
+      g.append(el("rect", { x: x0, y: y - 8, width: 24, height: 9, fill: color, "fill-opacity": s.opacity ?? 0.2,
+                            class: "swatch" }));
+    } else {
+      g.append(el("line", { x1: x0, x2: x0 + 24, y1: y - 4, y2: y - 4, stroke: color, "stroke-width": s.width || 1.6,
+                            "stroke-dasharray": s.dash, class: "swatch" }));
+      if (s.marker) g.append(el("circle", { cx: x0 + 12, cy: y - 4, r: 2.6, fill: color }));
+    }
+    g.append(text(x0 + 30, y, s.name, { class: "tick" }));
+    lg.append(g);
+  }
+  svg.append(lg);
   return svg;
 }

@@ -1,6 +1,6 @@
 // The RNN unroller: the same cell at every step, the hidden state flowing from one step to the next.
 import { bars, colorDiv, colorSeq, el, fmt, heatmap, html, lineChart, maxAbs, text, title } from "./svg.js";
-import { post, setStatus } from "./api.js";
+import { checkInputs, post, setStatus } from "./api.js";
 
 const GATE_INFO = {
   i: "input gate σ: how much of g to write into the cell",
@@ -15,8 +15,11 @@ const S = { data: null, t: 0, layer: 0, dir: 0 };
 const $ = (id) => document.getElementById(id);
 
 export async function runUnroll() {
-  const body = { model: $("unroll-model").value, text: $("unroll-text").value,
-                 hidden: Number($("unroll-hidden").value) || 4 };
+  const body = { model: $("unroll-model").value, text: $("unroll-text").value };
+  if (body.model.startsWith("toy:")) {  // the hidden size is the toy cells' only: a run has its own
+    if (!checkInputs("unroll-hidden")) return;
+    body.hidden = Number($("unroll-hidden").value) || 4;
+  }
   const data = await post("/api/unroll", body);
   if (!data) return;
   Object.assign(S, { data, t: 0, layer: data.num_layers - 1, dir: 0 });
@@ -44,10 +47,15 @@ export function setupUnroller() {
   const toyOnly = () => { $("unroll-hidden-box").hidden = !$("unroll-model").value.startsWith("toy:"); };
   $("unroll-model").addEventListener("change", toyOnly);
   toyOnly();
+  // ← / → step back / forward wherever the unroller shows (it is the landing page: no hash needed),
+  // except while typing or choosing in a field (the slider has its own arrow keys)
   document.addEventListener("keydown", (e) => {
-    if (!S.data || location.hash.slice(1) !== "unroller" || e.target.tagName === "INPUT") return;
-    if (e.key === "ArrowRight") step(1);
-    if (e.key === "ArrowLeft") step(-1);
+    if (!S.data || $("page-unroller").hidden || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName) || e.target.isContentEditable) return;
+    const d = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+    if (!d) return;
+    e.preventDefault();
+    step(d);
   });
 }
 
@@ -61,7 +69,9 @@ function render() {
   const d = S.data;
   $("step-range").max = d.steps - 1;
   $("step-range").value = S.t;
-  $("step-label").textContent = `step t = ${S.t} of 0..${d.steps - 1}: token "${d.tokens[S.t]}"`;
+  const k = S.t + 1, back = d.layers[S.layer][S.dir].direction === "backward";
+  $("step-label").textContent = `step t = ${S.t} of 0..${d.steps - 1}: token "${d.tokens[S.t]}" — cell ${k} `
+    + `reads x${sub(k)} and h${sub(incoming(S.t, back))}, outputs h${sub(k)}`;
   $("step-back").disabled = S.t === 0;
   $("step-fwd").disabled = S.t === d.steps - 1;
   renderDiagram();
@@ -84,14 +94,16 @@ function renderDiagram() {
     const hs = tr.h[t], uh = strip / hs.length;
     hs.forEach((v, j) => g.append(el("rect", { x: 8, y: top + j * uh, width: W - 34, height: Math.max(uh, 0.5),
                                                 fill: colorDiv(v, m), class: "strip" })));
-    g.append(text(8, top - 5, `h${sub(t)}`, { class: "tick" }));
+    g.append(text(8, top - 5, `h${sub(t + 1)}`, { class: "tick", "data-testid": "h-label" }));
     g.append(el("rect", { x: 4, y: y0, width: W - 26, height: box, rx: 6, class: "cellbox" },
-                [title(`step ${t}: ${d.cell.toUpperCase()} cell reads x_${t} and h_${back ? t + 1 : t - 1}`)]));
+                [title(`step ${t}: ${d.cell.toUpperCase()} cell ${t + 1} reads x${sub(t + 1)} and `
+                       + `h${sub(incoming(t, back))}, outputs h${sub(t + 1)}`)]));
     g.append(text(4 + (W - 26) / 2, y0 + box / 2 + 4, d.cell.toUpperCase(), { "text-anchor": "middle", class: "celltxt" }));
     g.append(el("line", { x1: 4 + (W - 26) / 2, x2: 4 + (W - 26) / 2, y1: y0 + box + 14, y2: y0 + box + 2,
                           class: "arrow" }));
     g.append(text(4 + (W - 26) / 2, y0 + box + 28, d.tokens[t], { "text-anchor": "middle", class: "token" }));
-    g.append(text(4 + (W - 26) / 2, y0 + box + 42, `x${sub(t)}`, { "text-anchor": "middle", class: "tick" }));
+    g.append(text(4 + (W - 26) / 2, y0 + box + 42, `x${sub(t + 1)}`, { "text-anchor": "middle", class: "tick",
+                                                                       "data-testid": "x-label" }));
     if (t < T - 1) {
       const [x1, x2] = back ? [W - 4, W - 22] : [W - 22, W - 4];
       g.append(el("line", { x1, x2, y1: y0 + box / 2, y2: y0 + box / 2, class: "arrow hflow" }));
@@ -107,7 +119,12 @@ function renderDiagram() {
   if (cur) box_.scrollLeft = Math.max(0, 20 + S.t * W - box_.clientWidth / 2);
 }
 
-const sub = (t) => String(t).split("").map((c) => "₀₁₂₃₄₅₆₇₈₉"[c]).join("");
+// Subscripts count the cells from 1, as the caption "h₀ = zeros" does: step t (0-based, as in
+// outputs[0, t]) is cell k = t + 1, which reads x_k and h_{k-1} and outputs h_k; the first cell reads
+// h₀ = zeros. A backward direction runs from the last cell: cell k reads h_{k+1}, cell T reads
+// h_{T+1} = zeros.
+const sub = (n) => String(n).replace(/-/g, "₋").replace(/\d/g, (c) => "₀₁₂₃₄₅₆₇₈₉"[c]);
+const incoming = (t, back) => (back ? t + 2 : t);  // the subscript of the state step t reads
 
 // One vector as a heatmap strip; a long one wraps into rows of WRAP units (unit j at row j / WRAP).
 const WRAP = 32;
@@ -129,34 +146,38 @@ function row(name, shape, values, opts = {}) {
     });
   }
   const note = (opts.note || "") + (wrap ? ` (${n} units in rows of ${WRAP})` : "");
+  const tid = (what) => (opts.key ? `${what}-${opts.key}` : undefined);
   return html("div", { class: "vrow" }, [
-    html("div", { class: "vname" }, [html("b", { text: name }), html("span", { class: "shape", text: ` ${shape}` })]),
-    hm, html("div", { class: "vnote", text: note })]);
+    html("div", { class: "vname" }, [html("b", { text: name, "data-testid": tid("name") }),
+                                     html("span", { class: "shape", text: ` ${shape}` })]),
+    hm, html("div", { class: "vnote", text: note, "data-testid": tid("note") })]);
 }
 
 function renderDetail() {
   const d = S.data, t = S.t, tr = d.layers[S.layer][S.dir], back = tr.direction === "backward";
   const H = d.hidden, prev = back ? t + 1 : t - 1, inRange = prev >= 0 && prev < d.steps;
+  const k = t + 1, kin = incoming(t, back);
   const numbers = H <= 16;
   const inDim = S.layer === 0 ? d.input_dim : d.layers[S.layer - 1].length * H;
   const xVals = S.layer === 0 ? d.x[t] : d.layers[S.layer - 1].flatMap((dd) => dd.h[t]);
   const box = $("unroll-detail");
-  box.replaceChildren(html("h3", { text: `Inside step ${t} (layer ${S.layer}, ${tr.direction}): "${d.tokens[t]}"` }));
-  box.append(row(`x${sub(t)}`, `(batch=1, input=${inDim})`, xVals,
-    { numbers, scale: maxAbs([xVals]), note: S.layer === 0 ? "the input: this token's embedding" : "the layer below's h_t" }));
+  box.replaceChildren(html("h3", { text: `Inside step ${t}, cell ${k} (layer ${S.layer}, ${tr.direction}): "${d.tokens[t]}"` }));
+  box.append(row(`x${sub(k)}`, `(batch=1, input=${inDim})`, xVals, { numbers, scale: maxAbs([xVals]), key: "x",
+    note: S.layer === 0 ? "the input: this token's embedding" : "the layer below's h at this step" }));
   const zeros = new Array(H).fill(0);
-  box.append(row(`h${sub(prev)}`, `(batch=1, hidden=${H})`, inRange ? tr.h[prev] : zeros,
-    { numbers, note: inRange ? "the state carried in from the previous step" : "h₀ = zeros: the initial state" }));
-  if (tr.c) box.append(row(`c${sub(prev)}`, `(1, ${H})`, inRange ? tr.c[prev] : zeros,
-    { numbers, scale: maxAbs([tr.c[t]]), note: "the cell state carried in" }));
+  box.append(row(`h${sub(kin)}`, `(batch=1, hidden=${H})`, inRange ? tr.h[prev] : zeros, { numbers, key: "h-in",
+    id: "h-prev", note: inRange ? `the state carried in from the ${back ? "next" : "previous"} step`
+      : `h${sub(kin)} = zeros: the initial state` }));
+  if (tr.c) box.append(row(`c${sub(kin)}`, `(1, ${H})`, inRange ? tr.c[prev] : zeros, { numbers, key: "c-in",
+    scale: maxAbs([tr.c[t]]), note: inRange ? "the cell state carried in" : `c${sub(kin)} = zeros: the initial cell state` }));
   for (const [g, vals] of Object.entries(tr.gates))
     box.append(row(g, `(1, ${H})`, vals[t], { numbers, gate: g !== "g" && g !== "n", note: GATE_INFO[g] }));
-  if (tr.c) box.append(row(`c${sub(t)}`, `(1, ${H})`, tr.c[t],
-    { numbers, scale: maxAbs([tr.c[t]]), note: "c_t = f * c_{t-1} + i * g" }));
+  if (tr.c) box.append(row(`c${sub(k)}`, `(1, ${H})`, tr.c[t],
+    { numbers, scale: maxAbs([tr.c[t]]), key: "c-out", note: "c_t = f * c_{t-1} + i * g" }));
   const how = { lstm: "h_t = o * tanh(c_t)", gru: "h_t = (1 - z) * n + z * h_{t-1}",
                 rnn: "h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
                 rnn_relu: "h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)" }[d.cell];
-  box.append(row(`h${sub(t)}`, `(batch=1, hidden=${H})`, tr.h[t], { numbers, id: "h-current", note: how }));
+  box.append(row(`h${sub(k)}`, `(batch=1, hidden=${H})`, tr.h[t], { numbers, id: "h-current", key: "h-out", note: how }));
 }
 
 function renderOutput() {

@@ -1,0 +1,156 @@
+"""The surface every task's pipeline shares, and the one training skeleton behind every `fit`.
+
+    pipe = Classifier.fit("train.csv", epochs=3, hidden=64)     # data as paths or Python objects
+    pipe.predict(["a fine film"])                                # the task's natural output
+    pipe.evaluate("test.csv")                                    # {metric: value}
+    pipe.save("model/");  seqlab.load("model/")                  # one directory, no pickle
+
+`run_training` is what used to be written once per task: check the run directory, seed, count the
+parameters, train with the one Trainer (in memory when `out` is None), take the best weights, write
+run.yaml and results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from seqlab.errors import UserError
+from seqlab.pipelines.config import Config
+from seqlab.train.checkpoint import recover, save_checkpoint
+from seqlab.train.lock import RunLock
+from seqlab.train.trainer import Trainer
+
+logger = logging.getLogger("seqlab")
+
+
+class Pipeline:
+    """Base of every task pipeline: `fit` (classmethod), `predict`, `evaluate`, `save`, `load`."""
+
+    task: ClassVar[str]
+    Config: ClassVar[type[Config]]
+    model: torch.nn.Module
+    config: Config | None = None
+    results: dict | None = None  # what fit measured (dev metrics, best epoch, time, steps, parameters)
+    history: list[dict] | None = None  # the metrics records of fit (training loss, dev metrics)
+
+    @classmethod
+    def make_config(cls, config=None, **overrides) -> Config:
+        """A config from a Config, a dict, a run.yaml path or None (defaults), with flat overrides."""
+        if config is None:
+            config = cls.Config()
+        elif isinstance(config, dict):
+            config = cls.Config.from_dict(config)
+        elif isinstance(config, (str, Path)):
+            config = cls.Config.read(config)
+        return config.with_values(**overrides).validate() if overrides else config.validate()
+
+    def meta(self) -> dict:  # the JSON files of a checkpoint: config.json, vocab.json
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        """Write this model as a checkpoint directory that `seqlab.load` (and the CLI's --model) opens."""
+        path = save_checkpoint(path, self.model, self.meta())
+        if self.config is not None:
+            write_text_atomic(Path(path) / "run.yaml", run_yaml(self.task, self.config))
+        return path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.model.parameters())
+        return f"<{type(self).__name__} task={self.task!r} parameters={n:,}>"
+
+
+def run_yaml(task: str, config: Config) -> str:
+    return f"task: {task}\n" + config.to_yaml()
+
+
+def check_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
+    """Refuse to silently overwrite an earlier run; the user must say resume or overwrite."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a directory; give another --out")
+    if resume:
+        if not (path / "last").is_dir():
+            raise UserError(f"{path} holds no run to resume (no last/ checkpoint); drop --resume")
+        return path
+    if path.exists() and any((path / n).exists() for n in ("best", "last", "metrics.jsonl")):
+        if not overwrite:
+            raise UserError(f"{path} already holds a training run; pass --resume to continue it "
+                            "or --overwrite to replace it")
+        for n in ("best", "last"):
+            shutil.rmtree(path / n, ignore_errors=True)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a user-visible output file via a temporary file and a rename (never half a file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; give a file name to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path} ({e.strerror})") from None
+
+
+def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode: str, default_epochs: int = 10,
+                 out=None, resume: bool = False, overwrite: bool = False, callbacks=None, log=print,
+                 trainer_config=None, tie=None) -> dict:
+    """Train `pipe.model` with the one Trainer; afterwards the model holds the best weights.
+
+    Returns the trainer's final state ({"step", "epoch", "best", "best_epoch", "elapsed", ...}) with
+    "parameters" added; `pipe.history` gets the metrics records.
+    """
+    cfg = pipe.config
+    tcfg = trainer_config or cfg.train.trainer_config(default_epochs)
+    other_rank = int(os.environ.get("RANK", "0")) != 0  # under torchrun rank 0 owns the run directory
+    if out is None or other_rank or (resume and not Path(out).is_dir()):
+        run_dir = check_out_dir(out, resume, overwrite) if out is not None else None
+        return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"{out} is a file, not a directory; give another --out")
+    with RunLock(out):  # one writer per run directory, from the first check to the last checkpoint
+        for line in recover(out):
+            log(line)
+        run_dir = check_out_dir(out, resume, overwrite)
+        write_text_atomic(run_dir / "run.yaml", run_yaml(pipe.task, cfg))
+        return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie)
+
+
+def _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie) -> dict:
+    if callbacks is None:
+        from seqlab.train.callbacks import default_callbacks
+
+        callbacks = default_callbacks(run_dir, getattr(cfg.train, "logger", "jsonl"))
+    trainer = Trainer(pipe.model, tcfg, run_dir, step_fn, eval_fn, metric=metric, mode=mode, meta=pipe.meta(),
+                      log=log, callbacks=callbacks, restore_best=True, tie=tie)
+    st = trainer.fit(batches, resume=resume)
+    hist = next((cb for cb in callbacks if hasattr(cb, "records")), None)
+    pipe.history = hist.records if hist is not None else None
+    st["parameters"] = sum(p.numel() for p in pipe.model.parameters())
+    return st
+
+
+def finish(pipe: Pipeline, st: dict, metrics: dict, out=None, prefix: str = "dev") -> dict:
+    """pipe.results (and results.json in the run directory): the best model's dev metrics and the run's figures."""
+    res = {f"{prefix}_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n"}
+    res |= {"best_epoch": st.get("best_epoch"), "train_seconds": round(st.get("elapsed", 0.0), 1),
+            "steps": st.get("step"), "parameters": st.get("parameters")}
+    pipe.results = res
+    if out is not None:
+        write_text_atomic(Path(out) / "results.json", json.dumps(res, indent=2) + "\n")
+    return res

@@ -1,0 +1,276 @@
+"""Sequence classification (and regression) as a library: texts or numeric feature sequences in, labels out.
+
+    from seqlab.pipelines import Classifier
+    clf = Classifier.fit("train.csv", dev="dev.csv", epochs=3)        # or fit((texts, labels))
+    clf.predict(["a gripping, funny film"])                            # ['positive']
+    clf.evaluate("test.csv")["accuracy"]
+    clf.save("sst2/");  clf = Classifier.load("sst2/")
+
+A checkpoint holds tokenizer + vocabulary + label set + model. A model of numeric feature sequences
+(`features=True`) has no tokenizer or vocabulary: its inputs are (time, features) arrays, standardised
+with the training statistics in data["scaler"]. A regression model (`regression=True`) has no label set:
+one output, the target standardised with data["target"].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqlab.data import BucketBatcher, Vocab, build_tokenizer, features, read_table, tokenizer_from_json
+from seqlab.data.split import holdout
+from seqlab.errors import UserError
+from seqlab.export import runtime
+from seqlab.metrics import classification_metrics, regression
+from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
+from seqlab.pipelines.base import Pipeline, finish, run_training
+from seqlab.pipelines.config import Config, choice
+from seqlab.pipelines.registry import register_task
+from seqlab.pipelines.sections import EncoderSettings, TableSettings, TokenSettings, TrainSettings
+from seqlab.train.checkpoint import task_meta
+from seqlab.train.trainer import TrainConfig
+
+
+@dataclass
+class ClassifyModel(EncoderSettings):
+    pooling: str = choice("last", POOLINGS)  # final state, mean or max over steps ("none" cells use mean)
+
+
+@dataclass
+class ClassifyData(TableSettings, TokenSettings):
+    label_col: str = "label"
+    features: bool = False  # numeric feature sequences (long CSV id,step,features...,label or .npz) instead of text
+    id_col: str = "id"
+    step_col: str = "step"
+    regression: bool = False  # numeric targets: one output, MSE on the standardised target
+    no_bucket: bool = False  # batch in random order instead of grouping similar lengths
+
+
+@dataclass
+class ClassifyConfig(Config):
+    model: ClassifyModel = field(default_factory=ClassifyModel)
+    data: ClassifyData = field(default_factory=ClassifyData)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def _labelled(source, d: dict, name: str) -> tuple[list, list, list | None]:
+    """(inputs, labels, line numbers or None) from a path or an (inputs, labels) pair."""
+    if isinstance(source, (str, Path)):
+        if d.get("features"):
+            return features.read_labelled(source, d)
+        table = read_table(source, [d["text_col"], d["label_col"]], d["delimiter"], d["header"], d["encoding"])
+        for text, label, line in zip(table.column(0), table.column(1), table.lines):
+            if not text:
+                raise UserError(f"{source}: line {line} has an empty text; remove or fill that row")
+            if not label:
+                raise UserError(f"{source}: line {line} has an empty label; remove or fill that row")
+        return table.column(0), table.column(1), table.lines
+    try:
+        inputs, labels = source
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a file path or an (inputs, labels) pair") from None
+    inputs, labels = list(inputs), [lb if d.get("regression") else str(lb) for lb in labels]
+    if len(inputs) != len(labels) or not inputs:
+        raise UserError(f"{name}: {len(inputs)} inputs and {len(labels)} labels; give one label per input")
+    if d.get("features"):
+        inputs = [np.asarray(x, dtype=np.float64) for x in inputs]
+    return inputs, labels, None
+
+
+@register_task
+class Classifier(Pipeline):
+    """Tokenizer, vocabulary, labels and model: raw text (or feature sequences) in, classes or values out."""
+
+    task = "classify"
+    Config = ClassifyConfig
+
+    def __init__(self, tokenizer, vocab: Vocab | None, labels: Vocab | None, model: TextClassifier, data: dict,
+                 config: ClassifyConfig | None = None):
+        self.tokenizer, self.vocab, self.labels, self.model, self.data = tokenizer, vocab, labels, model, data
+        self.config = config
+
+    # ---- training ----------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, train, dev=None, config: ClassifyConfig | dict | str | None = None, *, out=None,
+            resume: bool = False, overwrite: bool = False, callbacks=None, log=print, **overrides) -> Classifier:
+        """Train on `train` (a CSV/TSV path, an .npz / long CSV with features=True, or (inputs, labels)).
+
+        Without `dev`, a seeded `dev_fraction` of `train` is held out. Settings: `config` and/or flat
+        keyword overrides (hidden=64, epochs=3, ...: the names of the CLI flags). `out`: a run directory
+        (checkpoints, logs, resume); None trains in memory. Returns the pipeline with the best weights.
+        """
+        cfg = cls.make_config(config, **overrides)
+        m, dc = cfg.model, cfg.data
+        data = {"text_col": dc.text_col, "label_col": dc.label_col, "delimiter": dc.delimiter, "header": dc.header,
+                "encoding": dc.encoding, "tokenizer": dc.tokenizer, "lowercase": dc.lowercase,
+                "min_freq": dc.min_freq, "max_vocab": dc.max_vocab, "max_len": dc.max_len}
+        if dc.features:
+            data.update(features=True, id_col=dc.id_col, step_col=dc.step_col)
+        tcfg = cfg.train.trainer_config(10)
+        texts, labels, lines = _labelled(train, data, "train")
+        train_name = str(train) if isinstance(train, (str, Path)) else "the training data"
+        if dc.regression:
+            data["regression"] = True
+            labels = regression.parse_targets(labels, lines, train_name).tolist()
+        if dev is not None:
+            dev_texts, dev_labels, dev_lines = _labelled(dev, data, "dev")
+            if dc.regression:
+                dev_labels = regression.parse_targets(dev_labels, dev_lines, dev).tolist()
+        else:
+            if len(texts) < 2:
+                raise UserError(f"{train_name} has {len(texts)} example; give at least 2 (one is held out as dev)")
+            tr_idx, dev_idx = holdout(len(texts), cfg.train.dev_fraction, cfg.train.seed)
+            dev_texts, dev_labels = [texts[i] for i in dev_idx], [labels[i] for i in dev_idx]
+            texts, labels, dev_lines = [texts[i] for i in tr_idx], [labels[i] for i in tr_idx], None
+        label_vocab = None if dc.regression else Vocab.labels(labels)
+        if dc.regression:
+            data["target"] = regression.target_scaler(np.array(labels))
+        elif len(label_vocab) < 2:
+            raise UserError(f"{train_name}: the label column {dc.label_col!r} has only one class "
+                            f"({label_vocab.itos[0]!r}); a classifier needs at least two")
+        unseen = [] if dc.regression else sorted(set(dev_labels) - set(label_vocab.itos))
+        if unseen:
+            where = f" (line {dev_lines[dev_labels.index(unseen[0])]})" if dev_lines else ""
+            raise UserError(f"{dev}: label {unseen[0]!r}{where} never occurs in {train_name}; "
+                            "fix the label or add training examples of it")
+        if dc.features:
+            tok = vocab = None
+            data.update(input_dim=texts[0].shape[1], scaler=features.fit_scaler(texts))
+            enc = m.encoder_config(0, 0, input_dim=data["input_dim"])
+        else:
+            tok = build_tokenizer(dc.tokenizer, texts, dc.lowercase, dc.subword_vocab)
+            vocab = Vocab.build((tok.tokenize(t) for t in texts), dc.min_freq, dc.max_vocab)
+            enc = m.encoder_config(len(vocab), vocab.pad_id)
+        pooling = "mean" if m.cell == "none" and m.pooling == "last" else m.pooling
+        mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout)
+        torch.manual_seed(cfg.train.seed)
+        pipe = cls(tok, vocab, label_vocab, TextClassifier(mcfg), data, cfg)
+        batches = pipe.batches(texts, labels, tcfg.batch_size, shuffle=True, bucket=not dc.no_bucket,
+                               seed=cfg.train.seed)
+
+        def step_fn(model, batch):
+            out = model(batch.ids, batch.lengths)
+            if dc.regression:
+                return F.mse_loss(out[:, 0].float(), batch.targets)
+            return F.cross_entropy(out, batch.targets)
+
+        keep = ("mae", "rmse", "r2") if dc.regression else ("accuracy", "macro_f1", "loss")
+
+        def eval_fn(model):
+            return {k: v for k, v in pipe.evaluate((dev_texts, dev_labels)).items() if k in keep}
+
+        n_params = sum(p.numel() for p in pipe.model.parameters())
+        kind = "regression" if dc.regression else f"classes {label_vocab.itos}"
+        log(f"train {len(texts)} examples, dev {len(dev_texts)}, vocab {len(vocab) if vocab else 'none'}, "
+            f"{kind}, {n_params:,} parameters")
+        metric, mode = ("mae", "min") if dc.regression else ("accuracy", "max")
+        st = run_training(pipe, batches, step_fn, eval_fn, metric=metric, mode=mode, out=out, resume=resume,
+                          overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg,
+                          tie=None if dc.regression else ("loss", "min"))
+        finish(pipe, st, pipe.evaluate((dev_texts, dev_labels)), out)
+        return pipe
+
+    # ---- inference -----------------------------------------------------------------------------
+    def encode(self, texts: list) -> list[torch.Tensor]:
+        """Token ids of each text (1-d long tensors); an empty text becomes a single <unk>. For a
+        feature model: each (time, features) array, standardised, as a float tensor."""
+        if self.vocab is None:
+            return features.encode(texts, self.data["scaler"])
+        max_len = self.data.get("max_len") or None
+        out = []
+        for t in texts:
+            ids = self.vocab.encode(self.tokenizer.tokenize(t))[:max_len] or [self.vocab.unk_id]
+            out.append(torch.tensor(ids, dtype=torch.long))
+        return out
+
+    def batches(self, texts: list, labels: list | None = None, batch_size: int = 256, **kw) -> BucketBatcher:
+        if labels is None:
+            targets = None
+        elif self.labels is None:  # regression: float targets (n,), standardised
+            targets = torch.tensor(regression.standardise(np.asarray(labels, float), self.data["target"]),
+                                   dtype=torch.float32)
+        else:
+            targets = torch.tensor(self.labels.encode(labels))
+        if self.vocab is None:
+            return features.FeatureBatcher(self.encode(texts), targets, batch_size, 0, **kw)
+        return BucketBatcher(self.encode(texts), targets, batch_size, self.vocab.pad_id, **kw)
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list, batch_size: int = 256) -> np.ndarray:
+        """(n, classes) probabilities, rows in the order of `texts`."""
+        if self.labels is None:
+            raise UserError("a regression model has no class probabilities; use predict()")
+        self.model.eval()
+        probs = torch.empty(len(texts), len(self.labels))
+        for b in self.batches(list(texts), batch_size=batch_size):
+            probs[b.index] = F.softmax(self.model(b.ids.to(self.device), b.lengths), -1).float().cpu()
+        return probs.numpy()
+
+    @torch.no_grad()
+    def predict_values(self, texts: list, batch_size: int = 256) -> np.ndarray:
+        """Regression: (n,) predictions in the target's own units, in the order of `texts`."""
+        self.model.eval()
+        z = torch.empty(len(texts))
+        for b in self.batches(list(texts), batch_size=batch_size):
+            z[b.index] = self.model(b.ids.to(self.device), b.lengths)[:, 0].float().cpu()
+        return regression.restore(z.numpy().astype(np.float64), self.data["target"])
+
+    def predict(self, texts, batch_size: int = 256) -> list:
+        """The label of each text (a float per text for a regression model); one text gives one label."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if self.labels is None:
+            out = self.predict_values(texts, batch_size).tolist()
+        else:
+            out = [self.labels.itos[i] for i in self.predict_proba(texts, batch_size).argmax(1)]
+        return out[0] if single else out
+
+    def evaluate(self, data, batch_size: int = 256) -> dict:
+        """Metrics on `data` (a labelled file in the training format, or (inputs, labels)):
+        accuracy, macro-F1, loss, confusion matrix, n; for regression MAE, RMSE, R² and the mean baseline."""
+        texts, labels, lines = _labelled(data, self.data, "data")
+        if self.labels is None:
+            y = regression.parse_targets(labels, lines, data if isinstance(data, (str, Path)) else "data")
+            return regression.regression_metrics(y, self.predict_values(texts, batch_size),
+                                                 self.data["target"]["mean"])
+        item = "sequence" if self.vocab is None else "example"
+        where = [f"line {n}" for n in lines] if lines else [f"{item} {i}" for i in range(len(labels))]
+        unknown = [(lb, w) for lb, w in zip(labels, where) if lb not in self.labels]
+        if unknown:
+            name = data if isinstance(data, (str, Path)) else "data"
+            raise UserError(f"{name}: {unknown[0][1]} has label {unknown[0][0]!r}, which the model "
+                            f"never saw (it knows {self.labels.itos}); fix the label column")
+        probs = self.predict_proba(texts, batch_size)
+        gold = np.array(self.labels.encode(labels))
+        m = classification_metrics(gold, probs.argmax(1), len(self.labels))
+        m["loss"] = float(-np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None)).mean())
+        m["n"] = len(gold)
+        return m
+
+    # ---- files ---------------------------------------------------------------------------------
+    def meta(self, train_cfg=None) -> dict:
+        vocab = {"labels": self.labels.to_json()} if self.labels is not None else {}
+        if self.vocab is not None:
+            vocab.update(tokenizer=self.tokenizer.to_json(), vocab=self.vocab.to_json())
+        tcfg = train_cfg or (self.config.train.trainer_config(10) if self.config else TrainConfig())
+        return task_meta(self.task, self.model.cfg.to_json(), self.data, tcfg, vocab)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Classifier:
+        """Open a checkpoint directory (a run's --out, best/ or last/) or an exported .onnx/.pt file."""
+        cfg, v, model = runtime.load_model(path, cls.task, lambda m: TextClassifier(ClassifierConfig.from_json(m)),
+                                           device)
+        ckpt = "the checkpoint's vocab.json"
+        need = (() if cfg["data"].get("regression") else ("labels",)) + \
+            (() if cfg["data"].get("features") else ("tokenizer", "vocab"))
+        missing = [k for k in need if k not in v]
+        if missing:
+            raise UserError(f"{path}: {ckpt} is damaged (no {missing[0]!r}); retrain, or restore the file")
+        tok = tokenizer_from_json(v["tokenizer"]) if "tokenizer" in v else None
+        vocab = Vocab.from_json(v["vocab"]) if "vocab" in v else None
+        labels = Vocab.from_json(v["labels"]) if "labels" in v else None
+        return cls(tok, vocab, labels, model, cfg["data"])
