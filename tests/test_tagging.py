@@ -14,10 +14,10 @@ from seqlab.cli import main
 from seqlab.data import Vocab
 from seqlab.data.conll import check_scheme, detect_scheme, from_spans, read_conll, spans, to_scheme
 from seqlab.errors import UserError
+from seqlab.metrics.tagging import entity_metrics
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.tagger import Tagger, TaggerConfig, case_of
 from seqlab.tasks.tag import TagPipeline
-from seqlab.metrics.tagging import entity_metrics
 
 # ---- a tiny generated NER corpus: word POS NER, BIO ----------------------------------------------
 PER = ["John Smith", "Mary", "Peter Blackburn", "Anna Lee", "Bob"]

@@ -100,7 +100,10 @@ def _onnx_bytes(g: GraphSpec, args: tuple) -> bytes:
 
 
 def _write_onnx(graphs: list[GraphSpec], samples: dict, meta: dict[str, dict], out: Path) -> None:
-    import onnx
+    from seqlab.extras import require
+
+    onnx = require("onnx", "exporting to ONNX")
+    require("onnxscript", "exporting to ONNX")
 
     main = onnx.load_from_string(_onnx_bytes(graphs[0], samples[graphs[0].name]))
     props = {f"seqlab.{k}": json.dumps(v) for k, v in meta.items()}

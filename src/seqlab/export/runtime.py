@@ -84,10 +84,9 @@ class Graphs:
             raise _not_exported(path, e) from None
 
     def _open_onnx(self, path: Path) -> dict:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
+        from seqlab.extras import require
+
+        ort = require("onnxruntime", "running .onnx models")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.log_severity_level = 3

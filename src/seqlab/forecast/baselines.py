@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlab.extras import require
+
 BASELINES = ("naive", "seasonal_naive", "ets", "arima")
 
 
@@ -78,7 +80,7 @@ def seasonal_naive(y: np.ndarray, horizon: int, season: int = 1, log: bool = Fal
 
 @one_blas_thread
 def ets(y: np.ndarray, horizon: int, season: int = 1, log: bool = False):
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    ExponentialSmoothing = require("statsmodels.tsa.holtwinters", "the ETS baseline").ExponentialSmoothing
 
     seasonal = season > 1 and len(y) >= 2 * season + 2
     kinds = (["add", "mul"] if (y > 0).all() else ["add"]) if seasonal else [None]
@@ -108,7 +110,7 @@ def fourier(t: np.ndarray, season: int, pairs: int = 3) -> np.ndarray:
 
 @one_blas_thread
 def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    SARIMAX = require("statsmodels.tsa.statespace.sarimax", "the ARIMA baseline").SARIMAX
 
     v = np.log(y) if log and (y > 0).all() else y
     back = np.exp if v is not y else (lambda a: a)

@@ -64,8 +64,7 @@ def demo_lm(a: argparse.Namespace, out: Path) -> int:
 
 
 def demo_order(a: argparse.Namespace, out: Path) -> int:
-    from seqlab.cli import main
-    from seqlab.tasks.classify import ClassifyPipeline, _evaluate
+    from seqlab.pipelines import Classifier
     from seqlab.viz.curves import plot_curves
 
     data = out / "data"
@@ -77,26 +76,26 @@ def demo_order(a: argparse.Namespace, out: Path) -> int:
         write_csv(contrast_sentiment(n, seed, contrast_only=only), files[name])
     print(f"== wrote a generated sentiment task to {data}: train 4000, dev 500, test 1000 sentences\n")
 
-    common = ["--train", str(files["train"]), "--dev", str(files["dev"]), "--embed", "32", "--hidden", "64",
-              "--epochs", str(a.epochs), "--batch", "32", "--lr", "3e-3", "--patience", "0", "--seed", "1"]
+    common = dict(embed=32, hidden=64, epochs=a.epochs, batch=32, lr=3e-3, patience=0, seed=1)
     runs = {"BiLSTM": out / "bilstm", "bag of embeddings": out / "bow"}
     print("== training a BiLSTM classifier (reads the words in order)")
-    main(["classify", "train", *common, "--cell", "lstm", "--bidirectional", "--out", str(runs["BiLSTM"])])
+    pipes = {"BiLSTM": Classifier.fit(files["train"], files["dev"], out=runs["BiLSTM"], cell="lstm",
+                                      bidirectional=True, **common)}
     print("\n== training the bag-of-embeddings baseline (the same words, no order)")
-    main(["classify", "train", *common, "--cell", "none", "--pooling", "mean", "--out",
-          str(runs["bag of embeddings"])])
+    pipes["bag of embeddings"] = Classifier.fit(files["train"], files["dev"], out=runs["bag of embeddings"],
+                                                cell="none", pooling="mean", **common)
 
     print("\n== test accuracy            all sentences   contrast sentences (order decides)")
-    for name, run in runs.items():
-        pipe = ClassifyPipeline.load(run)
-        accs = []
-        for split in ("test", "test_contrast"):
-            rows = contrast_sentiment(1000, 3 if split == "test" else 4, contrast_only=split != "test")
-            accs.append(_evaluate(pipe, [r[0] for r in rows], [r[1] for r in rows])["accuracy"])
+    for name, pipe in pipes.items():
+        accs = [pipe.evaluate(files[split])["accuracy"] for split in ("test", "test_contrast")]
         print(f"   {name:<22} {accs[0]:>13.1%}   {accs[1]:>13.1%}")
 
     print("\n== the BiLSTM on new sentences")
-    main(["classify", "predict", "--model", str(runs["BiLSTM"]), *EXAMPLES])
+    probs = pipes["BiLSTM"].predict_proba(EXAMPLES)
+    names = pipes["BiLSTM"].labels.itos
+    for text, p in zip(EXAMPLES, probs):
+        shown = "  ".join(f"{n} {x:.3f}" for n, x in zip(names, p))
+        print(f"{names[int(p.argmax())]}\t({shown})\t{text}")
     curves = plot_curves(list(runs.values()), out / "curves.png")
     print(f"\ntraining curves: {curves}")
     print(f"try: seqlab classify predict --model {runs['BiLSTM']} \"the music was not good but the cast was great\"")

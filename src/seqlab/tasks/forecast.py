@@ -21,8 +21,8 @@ from seqlab.errors import UserError
 from seqlab.forecast import datasets
 from seqlab.forecast.backtest import backtest, rolling_origins
 from seqlab.forecast.baselines import BASELINES
-from seqlab.metrics.forecast import mase_scale
 from seqlab.forecast.pipeline import ForecastPipeline
+from seqlab.metrics.forecast import mase_scale
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS, Forecaster, ForecasterConfig
 from seqlab.tasks import common
 from seqlab.train import Trainer

@@ -12,17 +12,15 @@ import argparse
 from pathlib import Path
 
 from seqlab.errors import UserError
+from seqlab.extras import require
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-
-        from seqlab.web.app import create_app
-    except ImportError as e:
-        raise UserError(f"`seqlab serve` needs fastapi and uvicorn ({e}); pip install fastapi uvicorn") from None
+    require("fastapi", "`seqlab serve`")
+    uvicorn = require("uvicorn", "`seqlab serve`")
+    from seqlab.web.app import create_app
     models = a.models
     if models is None and Path("runs").is_dir():
         models = "runs"

@@ -20,11 +20,11 @@ from seqlab.data.conll import ENTITY_SCHEMES, FORMATS, check_scheme, detect_form
 from seqlab.data.readers import read_lines
 from seqlab.errors import UserError
 from seqlab.export import runtime
+from seqlab.metrics.tagging import entity_metrics, format_entity_report, token_accuracy
 from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, Tagger, TaggerConfig, case_of
 from seqlab.tasks import common
 from seqlab.train import Trainer
 from seqlab.train.checkpoint import task_meta
-from seqlab.metrics.tagging import entity_metrics, format_entity_report, token_accuracy
 
 TASK = "tag"
 MAX_CHARS = 30  # longer words keep their first and last 15 characters

@@ -1,107 +1,82 @@
-"""Translation end to end: `seqlab translate train | eval | predict`.
+"""`seqlab translate train | eval | predict`: flags -> TranslateConfig -> seqlab.pipelines.Translator -> print.
 
-The model, its tokenizers and vocabularies are a `Seq2SeqPipeline` (`seqlab.tasks.seq2seq_pipeline`),
+The model, its tokenizers and vocabularies are a `Seq2SeqPipeline` (`seqlab.pipelines.seq2seq`),
 which question answering (`seqlab qa`) uses too, under task "qa".
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from seqlab.data import read_lines
-from seqlab.data.pairs import (
-    TUTORIAL_PREFIXES,
-    Pairs,
-    filter_pairs,
-    normalize,
-    read_pairs_table,
-    read_parallel,
-    split_pairs,
-)
+from seqlab.data.pairs import Pairs, read_pairs_table, read_parallel
 from seqlab.errors import UserError
 from seqlab.models.attention import ATTENTIONS
 from seqlab.models.seq2seq import BRIDGES, DEC_CELLS, TF_DECAYS
+from seqlab.pipelines.seq2seq import Seq2SeqPipeline, SourceTruncated  # noqa: F401  (the old import path)
+from seqlab.pipelines.translate import TranslateConfig, Translator
 from seqlab.tasks import common
-from seqlab.tasks.seq2seq_pipeline import Seq2SeqPipeline, build_pipeline, fit, model_flags
 
 TASK = "translate"
 
 
-def read_pairs(a: argparse.Namespace, which: str = "") -> Pairs | None:
-    """Pairs from --{which}data (a table) or --{which}src/--{which}tgt (parallel files); None if absent."""
+def warnings_as_lines(fn):
+    """Run a command with SourceTruncated warnings printed as `seqlab: warning: ...` lines on stderr."""
+
+    @functools.wraps(fn)
+    def run(a: argparse.Namespace) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SourceTruncated)
+            shown = warnings.showwarning
+
+            def show(message, category, *args, **kw):
+                if issubclass(category, SourceTruncated):
+                    print(f"seqlab: warning: {message}", file=sys.stderr)
+                else:
+                    shown(message, category, *args, **kw)
+
+            warnings.showwarning = show
+            return fn(a)
+
+    return run
+
+
+def read_pairs(a: argparse.Namespace, which: str = "", encoding: str = "utf-8", cols: dict | None = None,
+               ) -> Pairs | str | None:
+    """--{which}data (a table: its path, or with `cols` its Pairs) or --{which}src/--{which}tgt (parallel
+    files, as Pairs); None if absent."""
     table, src, tgt = (getattr(a, f"{which}{k}", None) for k in ("data", "src", "tgt"))
     if table and (src or tgt):
         raise UserError(f"give --{which}data or --{which}src/--{which}tgt, not both")
     if table:
-        return read_pairs_table(table, a.src_col, a.tgt_col, a.delimiter, a.header, a.encoding)
+        if cols is None:
+            return table  # Translator.fit reads it with the config's columns
+        return read_pairs_table(table, cols["src_col"], cols["tgt_col"], cols["delimiter"], cols["header"],
+                                cols["encoding"])
     if src or tgt:
         if not (src and tgt):
             raise UserError(f"parallel files come in twos: give both --{which}src and --{which}tgt")
-        return read_parallel(src, tgt, a.encoding)
+        return read_parallel(src, tgt, encoding)
     return None
 
 
+@warnings_as_lines
 def cmd_train(a: argparse.Namespace) -> int:
-    model_flags(a)
-    out = common.check_out_dir(a.out, a.resume, a.overwrite)
-    pairs = read_pairs(a)
-    if pairs is None:
+    cfg = common.config_from_args(TranslateConfig, a)
+    enc = cfg.data.encoding
+    train = read_pairs(a, "", enc)
+    if train is None:
         raise UserError("no training data: give --data FILE, or --src FILE --tgt FILE")
-    data = {"lowercase": a.lowercase, "nfkc": a.nfkc, "split_punct": a.split_punct, "src_col": a.src_col,
-            "tgt_col": a.tgt_col, "header": a.header, "delimiter": a.delimiter, "encoding": a.encoding}
-    prefixes = TUTORIAL_PREFIXES if a.prefixes == "tutorial" else tuple(p for p in a.prefixes.split(",") if p)
-
-    def norm_count(s):
-        return len(normalize(s, a.lowercase, a.nfkc, True).split())
-
-    def prepare(p: Pairs | None) -> Pairs | None:
-        if p is None or not (a.max_tokens or prefixes):
-            return p
-        return filter_pairs(p, a.max_tokens, prefixes, a.prefix_side, norm_count)
-
-    pairs = prepare(pairs)
-    valid, test = prepare(read_pairs(a, "valid_")), prepare(read_pairs(a, "test_"))
-    vf, tf_ = (0.0 if valid else a.valid_fraction), (0.0 if test or valid else a.test_fraction)
-    tr_idx, va_idx, te_idx = split_pairs(pairs, vf, tf_, a.seed)
-    train = pairs.subset(tr_idx)
-    valid = valid or pairs.subset(va_idx)
-    test = test or (pairs.subset(te_idx) if te_idx else None)
-    if len(train) == 0 or len(valid) == 0:
-        raise UserError(f"{pairs.origin}: {len(pairs)} pairs after filtering leave {len(train)} for training and "
-                        f"{len(valid)} for validation; relax the filters or give more data")
-    pipe = build_pipeline(a, TASK, train, data)
-    for name, p, given in (("valid", valid, a.valid_src or a.valid_data), ("test", test, a.test_src or a.test_data)):
-        if p is not None and not given:  # the held-out splits, for `translate eval` later
-            rows = "".join(f"{s.replace(chr(9), ' ')}\t{t.replace(chr(9), ' ')}\n" for s, t in zip(p.src, p.tgt))
-            common.write_text_atomic(out / "data" / f"{name}.tsv", rows)
-
-    def eval_fn(model):
-        m = pipe.evaluate(valid.src, valid.tgt, 1)
-        return {"bleu": m["bleu"], "chrf": m["chrf"], "exact_match": m["exact_match"],
-                "loss": pipe.loss(valid.src, valid.tgt)}
-
-    n_params = sum(p.numel() for p in pipe.model.parameters())
-    print(f"train {len(train)} pairs, valid {len(valid)}, test {len(test) if test else 0}; vocab source "
-          f"{len(pipe.src_vocab)} target {len(pipe.tgt_vocab)}; attention {a.attention}; {n_params:,} parameters")
-    st = fit(a, pipe, out, train, eval_fn, a.valid_metric, "max" if a.valid_metric == "bleu" else "min")
-    best = Seq2SeqPipeline.load(out / "best", TASK, a.device)
-    summary = {"best_epoch": st["best_epoch"], "train_seconds": round(st["elapsed"], 1), "steps": st["step"],
-               "parameters": n_params, "attention": a.attention}
-    for name, p in (("valid", valid), ("test", test)):
-        for beam in sorted({1, a.beam}):
-            if p is not None:
-                m = best.evaluate(p.src, p.tgt, beam, a.length_norm)
-                key = f"{name}_{'greedy' if beam == 1 else f'beam{beam}'}"
-                summary.update({f"{key}_bleu": round(m["bleu"], 2), f"{key}_chrf": round(m["chrf"], 2),
-                                f"{key}_exact_match": round(m["exact_match"], 4)})
-                print(f"{name} {'greedy' if beam == 1 else f'beam {beam}'}: BLEU {m['bleu']:.2f}  "
-                      f"chrF {m['chrf']:.2f}  exact match {m['exact_match']:.2%}  ({m['n']} pairs)")
-    common.write_text_atomic(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    print(f"trained {st['elapsed']:.0f}s (best epoch {st['best_epoch']}); model in {out / 'best'}")
+    valid, test = read_pairs(a, "valid_", enc), read_pairs(a, "test_", enc)
+    pipe = Translator.fit(train, valid, cfg, test=test, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    r, out = pipe.results, Path(a.out)
+    print(f"trained {r['train_seconds']:.0f}s (best epoch {r['best_epoch']}); model in {out / 'best'}")
     if (out / "data" / "test.tsv").exists():
         print(f"evaluate again with: seqlab translate eval --model {out} --data {out / 'data' / 'test.tsv'} "
               "--src-col 0 --tgt-col 1 --header no --beam 5")
@@ -109,20 +84,23 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _eval_data(a: argparse.Namespace, data: dict) -> Pairs:
+    cols = {}
     for k in ("src_col", "tgt_col", "header", "delimiter", "encoding"):
-        if getattr(a, k) is None:
-            setattr(a, k, data.get(k) if data.get(k) is not None else {"src_col": 0, "tgt_col": 1}.get(k))
-    pairs = read_pairs(a)
+        v = getattr(a, k)
+        cols[k] = v if v is not None else data.get(k) if data.get(k) is not None else \
+            {"src_col": 0, "tgt_col": 1, "header": "auto", "encoding": "utf-8"}.get(k)
+    pairs = read_pairs(a, "", cols["encoding"], cols)
     if pairs is None:
         raise UserError("nothing to evaluate: give --data FILE, or --src FILE --tgt FILE")
     return pairs
 
 
+@warnings_as_lines
 def cmd_eval(a: argparse.Namespace) -> int:
-    pipe = Seq2SeqPipeline.load(a.model, TASK, a.device)
+    pipe = Translator.load(a.model, a.device)
     pairs = _eval_data(a, pipe.data)
     start = time.perf_counter()
-    m = pipe.evaluate(pairs.src, pairs.tgt, a.beam, a.length_norm, a.max_len)
+    m = pipe.score(pairs.src, pairs.tgt, a.beam, a.length_norm, a.max_len)
     secs = time.perf_counter() - start
     outs = m.pop("outputs")
     m["sentences_per_s"] = len(outs) / secs
@@ -143,10 +121,11 @@ def attention_paths(path: str, n: int) -> list[Path]:
     return [p] if n == 1 else [p.with_name(f"{p.stem}-{i + 1}{p.suffix or '.png'}") for i in range(n)]
 
 
+@warnings_as_lines
 def cmd_predict(a: argparse.Namespace) -> int:
     from seqlab.viz.attention import plot_attention
 
-    pipe = Seq2SeqPipeline.load(a.model, TASK, a.device)
+    pipe = Translator.load(a.model, a.device)
     if a.input and a.texts:
         raise UserError("give texts on the command line or --input FILE, not both")
     texts = read_lines(a.input, a.encoding) if a.input else a.texts
@@ -248,7 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         g.add_argument(f"--{which}-data", help=f"{which} pairs as a CSV/TSV file (same columns as --data)")
         g.add_argument(f"--{which}-src", help=f"{which} source file, one sentence per line")
         g.add_argument(f"--{which}-tgt", help=f"{which} target file, line-aligned with --{which}-src")
-    g.add_argument("--valid-fraction", type=float, default=0.05,
+    g.add_argument("--valid-fraction", dest="dev_fraction", metavar="VALID_FRACTION", type=float, default=0.05,
                    help="share of the pairs held out for validation without --valid-* (default: %(default)s)")
     g.add_argument("--test-fraction", type=float, default=0.05,
                    help="share held out as a test split without --valid-* or --test-* (default: %(default)s)")
@@ -266,6 +245,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dev metric that picks the best checkpoint (greedy BLEU or loss) (default: %(default)s)")
     add_decode_args(t, beam=5, device=False)
     common.add_train_args(t, epochs=10, batch=64, lr=2e-3)
+    common.apply_config_defaults(t, TranslateConfig)
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="BLEU, chrF, exact match and token F1 on pairs")

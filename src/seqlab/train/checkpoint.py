@@ -167,10 +167,11 @@ def read_safetensors_header(path: Path) -> dict:
             raw = f.read(n) if 0 < n <= min(_MAX_HEADER, size - 8) else b""
     except OSError as e:
         raise UserError(f"cannot read {path} ({e.strerror}); check its permissions, or {FIX}") from None
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        raise _damaged(path, "it is a pickle, not safetensors; seqlab never unpickles")
-    if head[:4] == b"PK\x03\x04":
-        raise _damaged(path, "it is a zip (torch.save) file, not safetensors; seqlab never unpickles")
+    # a header length such as 0x0380 starts like a pickle: name pickles/zips only when the header is not JSON
+    looks_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    if (looks_pickle or head[:4] == b"PK\x03\x04") and not raw.lstrip().startswith(b"{"):
+        kind = "a pickle" if looks_pickle else "a zip (torch.save) file"
+        raise _damaged(path, f"it is {kind}, not safetensors; seqlab never unpickles")
     if n < 0:
         raise _damaged(path, f"only {size} bytes, too short for a safetensors file")
     if n > _MAX_HEADER or n == 0:

@@ -62,11 +62,11 @@ def load_model(path: str | Path) -> tuple[str, object]:
     elif task == "lm":
         from seqlab.tasks.lm import LMPipeline as P
     elif task == "translate":
-        from seqlab.tasks.translate import Seq2SeqPipeline
+        from seqlab.pipelines.seq2seq import Seq2SeqPipeline
 
         return task, Seq2SeqPipeline.load(path, task)
     elif task == "qa":
-        from seqlab.tasks.qa import QAPipeline as P
+        from seqlab.pipelines.qa import QA as P
     elif task == "tag":
         from seqlab.tasks.tag import TagPipeline as P
     else:
