@@ -1,7 +1,5 @@
-"""Sequence tagging end to end: `seqlab tag train | eval | predict` (NER, POS, chunking).
+"""`seqlab tag train | eval | predict` (NER, POS, chunking): flags -> TagConfig -> seqlab.pipelines.Tagger -> print.
 
-`TagPipeline` is what a checkpoint holds: word vocabulary, character vocabulary, tag set and
-`Tagger`. It turns tokenized sentences into tags and is saved and loaded as one unit (task "tag").
 Entity tags (BIO, IOB1, BIOES) are learned in `--model-scheme` (BIOES by default) and written back
 in the scheme of the training file; entity-tagged data is scored by entity F1 (conlleval), plain
 tags (POS) by token accuracy.
@@ -13,183 +11,31 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from seqlab.data import Vocab
-from seqlab.data.conll import ENTITY_SCHEMES, FORMATS, check_scheme, detect_format, read_conll, spans, to_scheme
+from seqlab.data.conll import FORMATS, detect_format, spans
 from seqlab.data.readers import read_lines
 from seqlab.errors import UserError
-from seqlab.export import runtime
-from seqlab.metrics.tagging import entity_metrics, format_entity_report, token_accuracy
-from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, Tagger, TaggerConfig, case_of
+from seqlab.metrics.tagging import format_entity_report
+from seqlab.pipelines.tag import TagConfig, Tagger, check_tags
 from seqlab.tasks import common
-from seqlab.train import Trainer
-from seqlab.train.checkpoint import task_meta
 
 TASK = "tag"
-MAX_CHARS = 30  # longer words keep their first and last 15 characters
 
-
-class TagPipeline:
-    """Vocabularies, tag set and tagger: tokenized sentences in, tags out."""
-
-    def __init__(self, words: Vocab, chars: Vocab | None, tags: Vocab, model: Tagger, data: dict):
-        self.words, self.chars, self.tags, self.model, self.data = words, chars, tags, model, data
-
-    @property
-    def entities(self) -> bool:
-        return self.data["scheme"] in ENTITY_SCHEMES
-
-    def norm(self, word: str) -> str:
-        return word.lower() if self.data["lowercase"] else word
-
-    def batches(self, sentences: list[list[str]], tags: list[list[str]] | None = None, batch_size: int = 128,
-                **kw) -> TagBatcher:
-        """Batches of `sentences` (lists of tokens) with optional gold `tags` in the file's scheme."""
-        words = [torch.tensor(self.words.encode(map(self.norm, s)), dtype=torch.long) for s in sentences]
-        targets = None
-        if tags is not None:
-            targets = [torch.tensor(self.tags.encode(to_scheme(t, self.data["model_scheme"])), dtype=torch.long)
-                       for t in tags]
-        cfg = self.model.cfg
-        if self.chars is None and not cfg.case_dim:
-            return TagBatcher(words, targets, batch_size, self.words.pad_id, **kw)
-        ids: dict[str, int] = {"": 0}  # form 0 is padding
-        forms = [torch.tensor([ids.setdefault(w, len(ids)) for w in s], dtype=torch.long) for s in sentences]
-        names = list(ids)
-        form_chars = form_lengths = form_case = None
-        if self.chars is not None:
-            h = MAX_CHARS // 2
-            seqs = [torch.tensor(self.chars.encode(w if len(w) <= MAX_CHARS else w[:h] + w[-h:]) or [0])
-                    for w in names]
-            form_chars, form_lengths = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True), \
-                torch.tensor([len(x) for x in seqs])
-        if cfg.case_dim:
-            form_case = torch.tensor([0] + [case_of(w) for w in names[1:]], dtype=torch.long)
-        return TagBatcher(words, targets, batch_size, self.words.pad_id, forms, form_chars, form_lengths,
-                          form_case, **kw)
-
-    @torch.no_grad()
-    def predict(self, sentences: list[list[str]], batch_size: int = 128) -> list[list[str]]:
-        """Tags of each sentence, in the training file's scheme, in the order given."""
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        out: list[list[str]] = [[] for _ in sentences]
-        for b in self.batches(sentences, batch_size=batch_size):
-            pred = self.model.decode(b.to(device)).cpu()
-            for row, i, n in zip(pred.tolist(), b.index.tolist(), b.lengths.tolist()):
-                out[i] = self.tags.decode(row[:n])
-        if self.entities:
-            out = [to_scheme(t, self.data["scheme"]) for t in out]
-        return out
-
-    def score(self, sentences: list[list[str]], gold: list[list[str]]) -> tuple[dict, list[list[str]]]:
-        """(metrics, predicted tags): entity P/R/F1 and token accuracy, or token accuracy for plain tags."""
-        pred = self.predict(sentences)
-        if self.entities:
-            return entity_metrics(gold, pred), pred
-        return {"accuracy": token_accuracy(gold, pred), "tokens": sum(map(len, gold))}, pred
-
-    def meta(self, train_cfg) -> dict:
-        vocab = {"words": self.words.to_json(), "chars": self.chars.to_json() if self.chars else None,
-                 "tags": self.tags.to_json()}
-        return task_meta(TASK, self.model.cfg.to_json(), self.data, train_cfg, vocab)
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> TagPipeline:
-        cfg, v, model = runtime.load_model(path, TASK, lambda m: Tagger(TaggerConfig.from_json(m)), device)
-        chars = Vocab.from_json(v["chars"]) if v["chars"] else None
-        return cls(Vocab.from_json(v["words"]), chars, Vocab.from_json(v["tags"]), model, cfg["data"])
-
-
-def _read(path, a, data: dict, with_tags: bool = True):
-    """Read a labelled file with the columns and scheme of `data`, overridden by flags set in `a`."""
-    fmt = getattr(a, "format", None)
-    if fmt is None:  # eval: CoNLL-U by its name, else the training files' format
-        fmt = detect_format(path, "auto")
-        fmt = data["format"] if fmt == "conll" else fmt
-    fmt = detect_format(path, fmt)
-    keep = fmt == data.get("format")  # columns saved from training apply to files of its format
-    word_col = getattr(a, "word_col", None) or (data["word_col"] if keep else None)
-    tag_col = getattr(a, "tag_col", None) or (data["tag_col"] if keep else None)
-    corpus = read_conll(path, word_col, tag_col, fmt, getattr(a, "encoding", None) or data["encoding"], with_tags)
-    return corpus, fmt
-
-
-def _check_tags(corpus, scheme: str, trained: str) -> None:
-    """The tags of an evaluation file must be the same kind (entity or plain) as the model's."""
-    got = check_scheme(corpus, scheme)
-    if (got in ENTITY_SCHEMES) != (trained in ENTITY_SCHEMES):
-        raise UserError(f"{corpus.path}: its tags look like {got!r} tags but the model was trained on "
-                        f"{trained!r} tags; check --tag-col and --scheme")
+TagPipeline = Tagger  # the name before seqlab.pipelines
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    if a.char_features not in CHAR_FEATURES:
-        raise UserError(f"unknown --char-features {a.char_features!r}; choose one of {', '.join(CHAR_FEATURES)}")
-    if a.char_features == "lstm" and (a.char_out < 2 or a.char_out % 2):
-        raise UserError(f"--char-out {a.char_out} must be even (half per direction of the char BiLSTM)")
-    if not 0 <= a.word_dropout < 1 or not 0 < a.dev_fraction < 1 or a.min_freq < 1 or a.char_dim < 1:
-        raise UserError("--word-dropout must be in [0, 1), --dev-fraction in (0, 1), --min-freq and --char-dim >= 1")
-    tcfg = common.train_config(a)
-    out = common.check_out_dir(a.out, a.resume, a.overwrite)
-    data = {"format": a.format, "word_col": a.word_col, "tag_col": a.tag_col, "encoding": a.encoding,
-            "lowercase": a.lowercase}
-    train, data["format"] = _read(a.train, a, data)
-    scheme = check_scheme(train, a.scheme)
-    if a.dev:
-        dev, _ = _read(a.dev, a, data)
-        _check_tags(dev, a.scheme, scheme)
-        dev_words, dev_tags = dev.words, dev.tags
-        tr_words, tr_tags = train.words, train.tags
-    else:  # hold out a seeded fraction of the training sentences
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(a.seed)).tolist()
-        k = max(1, int(len(train) * a.dev_fraction))
-        dev_words, dev_tags = [train.words[i] for i in perm[:k]], [train.tags[i] for i in perm[:k]]
-        tr_words, tr_tags = [train.words[i] for i in perm[k:]], [train.tags[i] for i in perm[k:]]
-    data.update(scheme=scheme, model_scheme=a.model_scheme if scheme in ENTITY_SCHEMES else "none")
-    tags = Vocab.labels(t for s in tr_tags for t in to_scheme(s, data["model_scheme"]))
-    unseen = sorted({t for s in dev_tags for t in to_scheme(s, data["model_scheme"])} - set(tags.itos))
-    if unseen:
-        raise UserError(f"{a.dev or a.train}: tag {unseen[0]!r} in the dev sentences never occurs in the training "
-                        "sentences; fix the tag or add training examples of it")
-    norm = str.lower if a.lowercase else str
-    words = Vocab.build(([norm(w) for w in s] for s in tr_words), a.min_freq, a.max_vocab)
-    chars = Vocab.build(ch for s in tr_words for ch in s) if a.char_features != "none" else None
-    case_dim = 8 if a.lowercase else 0
-    in_dim = a.embed + (a.char_out if chars else 0) + case_dim
-    cfg = TaggerConfig(common.encoder_config(a, 0, 0, in_dim), len(words), a.embed, len(tags), a.char_features,
-                       len(chars) if chars else 0, a.char_dim, a.char_out, case_dim, a.crf, a.dropout,
-                       a.word_dropout, words.pad_id, words.unk_id)
-    torch.manual_seed(a.seed)
-    pipe = TagPipeline(words, chars, tags, Tagger(cfg), data)
-    batches = pipe.batches(tr_words, tr_tags, tcfg.batch_size, shuffle=True, seed=a.seed)
-    metric = "f1" if pipe.entities else "accuracy"
-
-    def eval_fn(model):
-        m, _ = pipe.score(dev_words, dev_tags)
-        return {k: m[k] for k in ("f1", "precision", "recall", "accuracy") if k in m}
-
-    n_params = sum(p.numel() for p in pipe.model.parameters())
-    print(f"train {len(tr_words)} sentences, dev {len(dev_words)}, words {len(words)}, "
-          f"chars {len(chars) if chars else 0}, tags {len(tags)} ({scheme} as {data['model_scheme']}), "
-          f"{n_params:,} parameters")
-    trainer = Trainer(pipe.model, tcfg, out, lambda model, b: model.loss(b), eval_fn, metric=metric, mode="max",
-                      meta=pipe.meta(tcfg))
-    st = trainer.fit(batches, resume=a.resume)
-    m, _ = TagPipeline.load(out / "best").score(dev_words, dev_tags)
-    summary = {f"dev_{metric}": m[metric], "best_epoch": st["best_epoch"], "train_seconds": round(st["elapsed"], 1),
-               "steps": st["step"], "parameters": n_params}
-    common.write_text_atomic(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    print(f"best dev {metric} {m[metric]:.4f} (epoch {st['best_epoch']}), trained {st['elapsed']:.0f}s; "
-          f"model in {out / 'best'}")
+    cfg = common.config_from_args(TagConfig, a)
+    pipe = Tagger.fit(a.train, a.dev, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    r, metric = pipe.results, "f1" if pipe.entities else "accuracy"
+    print(f"best dev {metric} {r[f'dev_{metric}']:.4f} (epoch {r['best_epoch']}), trained {r['train_seconds']:.0f}s; "
+          f"model in {Path(a.out) / 'best'}")
     return 0
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
     pipe = TagPipeline.load(a.model, a.device)
-    corpus, _ = _read(a.data, a, pipe.data)
-    _check_tags(corpus, a.scheme or "auto", pipe.data["scheme"])
+    corpus = pipe.read(a.data, a.format, a.word_col, a.tag_col, a.encoding)
+    check_tags(corpus, a.scheme or "auto", pipe.data["scheme"])
     m, pred = pipe.score(corpus.words, corpus.tags)
     if a.output:
         rows = ["\n".join(f"{w} {g} {p}" for w, g, p in zip(*s)) + "\n" for s in zip(corpus.words, corpus.tags, pred)]
@@ -216,8 +62,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         if fmt == "text":
             sentences = [s.split() for s in read_lines(a.input, a.encoding or pipe.data["encoding"])]
         else:
-            sentences = _read(a.input, argparse.Namespace(format=fmt, word_col=a.word_col, encoding=a.encoding),
-                              pipe.data, with_tags=False)[0].words
+            sentences = pipe.read(a.input, fmt, a.word_col, encoding=a.encoding, with_tags=False).words
     elif a.texts:
         sentences = [s.split() for s in a.texts]
         if not all(sentences):
@@ -297,9 +142,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_encoder_args(t, hidden=100, embed=100)
     t.add_argument("--unidirectional", dest="bidirectional", action="store_false",
                    help="read sentences left to right only (a tagger is bidirectional by default)")
-    t.set_defaults(bidirectional=True, dropout=0.5, embed_dropout=0.5)
-    common.add_train_args(t, epochs=30, batch=32, lr=4e-3)
-    t.set_defaults(func=cmd_train, patience=5, schedule="cosine")
+    common.add_train_args(t, epochs=30, batch=32, lr=4e-3, schedule="cosine")
+    common.apply_config_defaults(t, TagConfig)
+    t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="entity precision/recall/F1 per type (conlleval), or token accuracy")
     e.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a tagger")
