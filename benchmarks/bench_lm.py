@@ -35,7 +35,7 @@ from seqlab.data.streams import StreamBatcher
 from seqlab.decode.sampling import generate
 from seqlab.models import EncoderConfig
 from seqlab.models.language_model import LanguageModel, LMConfig
-from seqlab.tasks.lm import CarriedStateStep
+from seqlab.pipelines.lm import CarriedStateStep
 from seqlab.train import TrainConfig, Trainer
 from seqlab.train.trainer import bf16_native
 

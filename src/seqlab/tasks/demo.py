@@ -3,12 +3,12 @@
     seqlab demo                  # a character-level LSTM language model, about two minutes
     seqlab demo --task order     # why word order matters: a BiLSTM vs a bag of embeddings (a minute)
 
-The language-model demo trains a char LSTM through the real `seqlab lm train` command on the
-Python documentation that the standard library ships (`pydoc_data/topics.py`, about 465,000
-characters of English prose and code), then prints samples at three temperatures and writes the
-loss curve. The order demo generates a sentiment task where word order decides the label
-("the plot was dull but the acting was brilliant") and trains both classifiers with
-`seqlab classify train`.
+The language-model demo trains a char LSTM with `seqlab.pipelines.LM.fit` (the recipe of
+`seqlab lm train`) on the Python documentation that the standard library ships
+(`pydoc_data/topics.py`, about 465,000 characters of English prose and code), then prints
+samples at three temperatures and writes the loss curve. The order demo generates a sentiment
+task where word order decides the label ("the plot was dull but the acting was brilliant") and
+trains both classifiers with `seqlab classify train`.
 """
 
 from __future__ import annotations
@@ -35,29 +35,29 @@ def python_docs_text() -> str:
 
 
 def demo_lm(a: argparse.Namespace, out: Path) -> int:
-    from seqlab.cli import main
-    from seqlab.tasks.lm import LMPipeline, unigram_bits
+    from seqlab.pipelines import LM
+    from seqlab.pipelines.lm import unigram_bits
 
     text = python_docs_text()
     data = out / "python_docs.txt"
     data.write_text(text)
     print(f"== wrote the standard library's pydoc topics to {data}: {len(text):,} characters of Python docs")
     run = out / "charlm"
-    print(f"== training a character-level LSTM for {a.minutes:g} minutes with `seqlab lm train`'s defaults; "
-          "the last 10% of the text is held out\n")
-    rc = main(["lm", "train", "--data", str(data), "--time", str(a.minutes), "--out", str(run), "--seed", "1"])
-    if rc:
-        return rc
-    pipe = LMPipeline.load(run)
+    print(f"== training a character-level LSTM for {a.minutes:g} minutes with `LM.fit`'s defaults "
+          "(those of `seqlab lm train`); the last 10% of the text is held out\n")
+    pipe = LM.fit(data, time=a.minutes, seed=1, out=run)
+    r = pipe.results
+    print(f"best valid loss {r['valid_loss']:.4f} nats/token, perplexity {r['valid_perplexity']:.2f}, "
+          f"{r['valid_bits_per_char']:.3f} bits/char (epoch {r['best_epoch']}), trained {r['train_seconds']:.0f}s; "
+          f"model in {run / 'best'}")
     held_out = text[int(len(text) * 0.9):]
-    m = pipe.evaluate(held_out)
+    m = pipe.evaluate(held_out, "the held-out text")
     base = unigram_bits(pipe.encode(held_out))
     print(f"\n== held-out text: {m['bits_per_char']:.3f} bits/char; a model that ignores context (unigram "
           f"frequencies) needs {base:.3f}")
     for temp in (0.5, 0.8, 1.0):
         print(f"\n== sample at temperature {temp} (prime: {a.prime!r})")
-        main(["lm", "generate", "--model", str(run), "--prime", a.prime, "--length", str(a.length),
-              "--temperature", str(temp), "--seed", "1"])
+        print(pipe.generate(a.prime, length=a.length, temperature=temp, seed=1))
     print(f"\nloss curve: {run / 'loss.png'}")
     print(f"try: seqlab lm generate --model {run} --prime \"The \" --temperature 0.7 --top-p 0.9 --num 3")
     return 0

@@ -60,7 +60,7 @@ def load_model(path: str | Path) -> tuple[str, object]:
     if task == "classify":
         from seqlab.tasks.classify import ClassifyPipeline as P
     elif task == "lm":
-        from seqlab.tasks.lm import LMPipeline as P
+        from seqlab.pipelines.lm import LM as P
     elif task == "translate":
         from seqlab.pipelines.seq2seq import Seq2SeqPipeline
 
