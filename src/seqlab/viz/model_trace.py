@@ -70,7 +70,7 @@ def load_model(path: str | Path) -> tuple[str, object]:
     elif task == "tag":
         from seqlab.tasks.tag import TagPipeline as P
     else:
-        from seqlab.forecast.pipeline import ForecastPipeline as P
+        from seqlab.pipelines.forecast import Forecaster as P
     pipe = P.load(path)
     getattr(pipe, "model", getattr(getattr(pipe, "inner", None), "model", None)).eval()
     return task, pipe

@@ -80,13 +80,11 @@ def tag(req: TagRequest, request: Request) -> dict:
 @router.post("/forecast")
 def forecast(req: ForecastRequest, request: Request) -> dict:
     """A forecast from `origin` on the series the model was trained on: history, mean, intervals, actual."""
-    from seqlab.tasks.forecast import READ_KEYS, load_series
-
     reg = request.app.state.registry
     with reg.lock:
         _, pipe = reg.get(req.model, ("forecast",))
         try:
-            s = load_series({k: pipe.data.get(k) for k in READ_KEYS})
+            s = pipe.training_series()
         except UserError as e:
             raise UserError(f"the series this model was trained on cannot be read here ({e})") from None
         origin = s.locate(req.origin) if req.origin else min(int(pipe.data["test_start"]), s.n)

@@ -1,0 +1,512 @@
+"""Time-series forecasting as a library: a series in, forecasts with 80%/95% intervals out.
+
+    from seqlab.pipelines import Forecaster
+    fc = Forecaster.fit("air.csv", horizon=12, lookback=36)     # or a pandas Series / DataFrame, or a list
+    fc.predict()                                                # the next 12 steps: forecast, lo80..hi95
+    fc.evaluate()["mase"]                                       # rolling-origin backtest of the test part
+    fc.save("air/");  fc = Forecaster.load("air/")
+
+The series is cut in time: training windows (and the scaling statistics) come from the steps before
+the test part; `evaluate` backtests from origins inside the test part only, against naive and
+seasonal naive (and, on request, ETS and ARIMA) refitted at every origin.
+
+A checkpoint is self-contained: besides the model and the scalers fitted on the training part it
+holds the series it was trained on (vocab.json "series": the values, covariates, start and
+frequency), so forecasting from it needs neither the CSV file nor the working directory it was
+trained in. Checkpoints written before that re-read the file named in config.json data["data"].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqlab.data.timeseries import (
+    FILLS,
+    Scaler,
+    TimeSeries,
+    build_series,
+    calendar_features,
+    read_series,
+    season_of,
+)
+from seqlab.data.windows import WindowBatcher, check_length, gather, window_origins
+from seqlab.errors import UserError
+from seqlab.export import runtime
+from seqlab.forecast import datasets
+from seqlab.forecast.backtest import Forecasts, rolling_origins
+from seqlab.forecast.backtest import backtest as run_backtest
+from seqlab.forecast.baselines import BASELINES
+from seqlab.metrics.forecast import mase_scale
+from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS, ForecasterConfig
+from seqlab.models.forecaster import Forecaster as ForecastNet
+from seqlab.pipelines.base import Pipeline, finish, run_training, write_text_atomic
+from seqlab.pipelines.config import Config, choice, num
+from seqlab.pipelines.registry import register_task
+from seqlab.pipelines.sections import EncoderSettings, TrainSettings
+from seqlab.train.checkpoint import task_meta
+from seqlab.train.trainer import TrainConfig
+
+TASK = "forecast"
+LEVELS = (0.8, 0.95)
+DEFAULT_EPOCHS = 100
+OBJECT_SOURCE = "the series"  # data["data"] of a model trained on Python objects
+# the data settings that say how to read a series (config.json data; READ_KEYS of the CLI)
+READ_KEYS = ("data", "time_col", "targets", "covariates", "delimiter", "encoding", "fill", "time_format", "season")
+
+
+@dataclass
+class ForecastModel(EncoderSettings):
+    """The recurrent forecaster: encoder, decoder, output distribution."""
+
+    hidden: int | None = num(64, 1, 65536, allow_none=True)
+    dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
+    horizon: int = num(12, 1)  # steps forecast at once
+    decoder: str = choice("direct", DECODERS)
+    likelihood: str = choice("gaussian", LIKELIHOODS)
+    window_norm: str = choice("last", WINDOW_NORMS)
+    teacher_forcing: float = num(1.0, 0.0, 1.0)
+    ensemble: int = num(1, 1, 1024)
+    head_dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
+
+
+@dataclass
+class ForecastData(Config):
+    """How the series is read and cut into train / dev / test parts."""
+
+    time_col: str = "0"  # a CSV's time column: name or 0-based index; a DataFrame's: a column name
+    no_time: bool = False  # no time column: rows are the steps
+    time_format: str | None = None
+    target: str | None = None  # column(s) to forecast, comma-separated (default: the first after the time)
+    covariates: str | None = None  # known covariates, comma-separated
+    fill: str = choice("none", FILLS)
+    season: int | None = num(None, 1, allow_none=True)  # None: from the frequency
+    freq: str | None = None  # a plain array's frequency (e.g. "MS"); sets the default season
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+    lookback: int = num(36, 1)  # past steps the model reads
+    test: int | None = num(None, 0, allow_none=True)  # None: 20% of the series
+    test_start: str | None = None  # first time of the test part (instead of test)
+    dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon; 0: none
+    log_scale: bool = False  # the CLI's --log: model the log of the series
+    calendar: bool = False  # the position in the season as known covariates
+
+
+@dataclass
+class ForecastTrain(TrainSettings):
+    batch: int = num(32, 1)
+    patience: int = num(20, 0)
+
+
+@dataclass
+class ForecastConfig(Config):
+    model: ForecastModel = field(default_factory=ForecastModel)
+    data: ForecastData = field(default_factory=ForecastData)
+    train: ForecastTrain = field(default_factory=ForecastTrain)
+
+
+# ---- series in -----------------------------------------------------------------------------------
+def load_series(d: dict) -> TimeSeries:
+    """The series described by the data settings `d` (a CSV path or statsmodels:<name>)."""
+    if datasets.is_package_data(d["data"]):
+        return datasets.load(d["data"], d["targets"], d["covariates"], d["season"])
+    return read_series(d["data"], d["time_col"], d["targets"] or "1", d["covariates"], d["delimiter"],
+                       d["encoding"], d["fill"], d["time_format"], d["season"])
+
+
+def _names(spec) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        return [s.strip() for s in spec.split(",") if s.strip()]
+    return [str(s) for s in spec]
+
+
+def series_from_object(obj, d: dict, freq: str | None = None) -> TimeSeries:
+    """A TimeSeries from Python data: a pandas Series (a DatetimeIndex gives the times), a DataFrame
+    (columns picked by d["targets"] / d["covariates"]; times from its DatetimeIndex or d["time_col"]),
+    or a 1-d (or (time, targets)) array or list of numbers, whose steps are numbered (`freq` sets the
+    default season). Trailing rows with covariates but no target are the covariates' known future."""
+    if isinstance(obj, TimeSeries):
+        return obj
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame(name=str(obj.name) if obj.name is not None else "y")
+    if not isinstance(obj, pd.DataFrame):
+        try:
+            a = np.asarray(obj, dtype=float)
+        except (TypeError, ValueError):
+            raise UserError("the series must be a CSV path, a pandas Series or DataFrame, or numbers "
+                            f"(a list or array), not {type(obj).__name__}") from None
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or not a.size:
+            raise UserError(f"the series must be 1-d (time,) or 2-d (time, targets) numbers, not shape {a.shape}")
+        given = _names(d.get("targets"))
+        cols = given if len(given) == a.shape[1] else ["y"] if a.shape[1] == 1 else \
+            [f"y{j + 1}" for j in range(a.shape[1])]
+        obj = pd.DataFrame(a, columns=cols)
+    df = obj.copy()
+    df.columns = [str(c) for c in df.columns]
+    index = None
+    if isinstance(df.index, pd.PeriodIndex):
+        df.index = df.index.to_timestamp()
+    if isinstance(df.index, pd.DatetimeIndex):
+        index = df.index
+    elif d.get("time_col") is not None:
+        tc = str(d["time_col"])
+        if tc not in df.columns and tc.isdigit() and int(tc) < len(df.columns) and len(df.columns) > 1:
+            pos = df.columns[int(tc)]  # "0" (the default): the first column, when it holds times, not numbers
+            tc = pos if tc != "0" or not pd.api.types.is_numeric_dtype(df[pos]) else tc
+        if tc in df.columns:
+            try:
+                index = pd.DatetimeIndex(pd.to_datetime(df[tc], format=d.get("time_format")))
+            except (ValueError, TypeError) as e:
+                raise UserError(f"cannot read the column {tc!r} of the series as times ({e})") from None
+            df = df.drop(columns=tc)
+    cnames = _names(d.get("covariates"))
+    tnames = _names(d.get("targets")) or [c for c in df.columns if c not in cnames][:1]
+    for c in tnames + cnames:
+        if c not in df.columns:
+            raise UserError(f"the series has no column {c!r}; its columns are {', '.join(map(repr, df.columns))}")
+    try:
+        vals = df[tnames].to_numpy(float)
+        covs = df[cnames].to_numpy(float) if cnames else np.zeros((len(df), 0))
+    except (TypeError, ValueError):
+        raise UserError(f"the columns {', '.join(tnames + cnames)} of the series must hold numbers") from None
+    n_obs = len(vals)
+    if cnames:
+        has = ~np.isnan(vals).all(1)
+        n_obs = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
+    if len(vals) < 3:
+        raise UserError(f"the series has only {len(vals)} steps; a series needs many more")
+    season = d.get("season") or (season_of(freq) if freq and index is None else None)
+    s = build_series(index, vals, covs, tnames, cnames, OBJECT_SOURCE, None, d.get("fill") or "none", n_obs,
+                     season)
+    return replace(s, freq=freq) if index is None and freq else s
+
+
+def series_to_json(s: TimeSeries) -> dict:
+    """The series a checkpoint keeps (vocab.json "series"): raw values by column, covariates, times."""
+    out = {"values": {t: s.values[:, j].tolist() for j, t in enumerate(s.targets)},
+           "covariates": {c: s.covariates[:, j].tolist() for j, c in enumerate(s.covariate_names)},
+           "steps": len(s.index), "start": None, "freq": s.freq}
+    if isinstance(s.index, pd.DatetimeIndex):
+        out["start"] = s.index[0].isoformat()
+        if not pd.date_range(out["start"], periods=len(s.index), freq=s.freq).equals(s.index):
+            out["times"] = [t.isoformat() for t in s.index]
+    return out
+
+
+def series_from_json(j: dict, data: dict) -> TimeSeries:
+    """The series series_to_json wrote, with the checkpoint's data settings (names, season, source)."""
+    try:
+        targets, covs = list(data["targets"]), list(data["covariates"])
+        values = np.array([j["values"][t] for t in targets], dtype=float).T.reshape(-1, len(targets))
+        n = len(values)
+        covariates = np.array([j["covariates"][c] for c in covs], dtype=float).T.reshape(-1, len(covs)) \
+            if covs else np.zeros((n, 0))
+        steps = int(j.get("steps", max(n, len(covariates))))
+        if j.get("times"):
+            index = pd.DatetimeIndex(pd.to_datetime(j["times"]))
+        elif j.get("start"):
+            index = pd.date_range(j["start"], periods=steps, freq=j["freq"])
+        else:
+            index = pd.RangeIndex(n)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"the series stored in this forecaster's vocab.json is damaged ({type(e).__name__}: {e}); "
+                        "retrain, or restore the file") from None
+    return TimeSeries(index, values, covariates, targets, covs, j.get("freq"), int(data["season"]),
+                      str(data["data"]))
+
+
+def split_series(s: TimeSeries, horizon: int, lookback: int, test: int | None = None,
+                 test_start: str | None = None, dev: int | None = None) -> tuple[int, int]:
+    """(dev_start, test_start): train on [0, dev_start), select on [dev_start, test_start)."""
+    n, h = s.n, horizon
+    check_length(n, lookback, h, s.source)
+    if test_start:
+        test_at = s.locate(test_start)
+    else:
+        test_at = n - (test if test is not None else max(h, round(0.2 * n)))
+    dev = dev if dev is not None else max(h, round(0.1 * test_at))
+    if test_at > n or dev < 0:
+        raise UserError("--test and --dev must not be negative")
+    if dev and dev < h:
+        raise UserError(f"--dev {dev} is shorter than --horizon {h}; use --dev {h} or more, or --dev 0")
+    check_length(test_at - dev, lookback, h, s.source,
+                 f"before its test part ({s.label(test_at)}) and dev part ({dev} steps) ")
+    return test_at - dev, test_at
+
+
+def windows(pipe: Forecaster, s: TimeSeries, origins: np.ndarray, end: int):
+    """(x, future, y) tensors of the windows at `origins`, built from the first `end` steps only."""
+    part = s.head(end)  # anything at or after `end` is out of reach: gather would fail, not leak
+    z, cov = pipe.features(part, end)
+    L, H = pipe.lookback, pipe.horizon
+    x = np.concatenate([gather(z, origins, -L, L), gather(cov, origins, -L, L)], -1)
+    t = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    return t(x), t(gather(cov, origins, 0, H)), t(gather(z, origins, 0, H))
+
+
+@register_task
+class Forecaster(Pipeline):
+    """model + target scaler + covariate scaler + data settings (config.json "data") + the training series."""
+
+    task = TASK
+    Config = ForecastConfig
+
+    def __init__(self, model: ForecastNet, scaler: Scaler, cov_scaler: Scaler | None, data: dict,
+                 series: TimeSeries | None = None, config: ForecastConfig | None = None):
+        self.model, self.scaler, self.cov_scaler, self.data = model, scaler, cov_scaler, data
+        self.series, self.config = series, config
+
+    @property
+    def lookback(self) -> int:
+        return self.data["lookback"]
+
+    @property
+    def horizon(self) -> int:
+        return self.model.cfg.horizon
+
+    # ---- training ----------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, series, config: ForecastConfig | dict | str | None = None, *, out=None, resume: bool = False,
+            overwrite: bool = False, callbacks=None, log=print, **overrides) -> Forecaster:
+        """Train on the part of `series` before its test part.
+
+        `series`: a CSV/TSV path or statsmodels:<name> (read with time_col, target, covariates, ...), a
+        pandas Series with a DatetimeIndex, a DataFrame, or a list/array of numbers (set `season` or
+        `freq`). Settings: `config` and/or flat keyword overrides (horizon=6, lookback=24, epochs=50, ...:
+        the names of the CLI flags; log_scale for --log). `out`: a run directory; None trains in memory.
+        """
+        cfg = cls.make_config(config, **overrides)
+        m, dc = cfg.model, cfg.data
+        tcfg = cfg.train.trainer_config(DEFAULT_EPOCHS)
+        d = {"data": str(series) if isinstance(series, (str, Path)) else OBJECT_SOURCE,
+             "time_col": None if dc.no_time else dc.time_col, "targets": dc.target, "covariates": dc.covariates,
+             "delimiter": dc.delimiter, "encoding": dc.encoding, "fill": dc.fill, "time_format": dc.time_format,
+             "season": dc.season}
+        s = load_series(d) if isinstance(series, (str, Path)) else series_from_object(series, d, dc.freq)
+        dev_start, test_start = split_series(s, m.horizon, dc.lookback, dc.test, dc.test_start, dc.dev)
+        scaler = Scaler.fit(s.values[:test_start], dc.log_scale, s.source)
+        cov_scaler = Scaler.fit(s.covariates[:test_start]) if s.covariates.shape[1] else None
+        calendar = dc.calendar and s.season > 1
+        d.update(targets=s.targets, covariates=s.covariate_names, season=s.season, freq=s.freq, calendar=calendar,
+                 lookback=dc.lookback, n=s.n, test_start=test_start, dev_start=dev_start,
+                 test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
+        if m.window_norm == "season" and not 1 < s.season <= dc.lookback:
+            raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
+                            "--season) and a --lookback of at least one season")
+        k = s.covariates.shape[1] + (2 if calendar else 0)
+        enc = m.encoder_config(0, 0, input_dim=len(s.targets) + k)
+        mcfg = ForecasterConfig(enc, len(s.targets), k, m.horizon, m.decoder, m.likelihood, m.window_norm,
+                                m.teacher_forcing, m.head_dropout, s.season, m.ensemble)
+        torch.manual_seed(cfg.train.seed)
+        try:
+            model = ForecastNet(mcfg)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        pipe = cls(model, scaler, cov_scaler, d, s, cfg)
+        x, fut, y = windows(pipe, s, window_origins(0, dev_start, dc.lookback, m.horizon), dev_start)
+        batches = WindowBatcher(x, fut, y, tcfg.batch_size, shuffle=True, seed=cfg.train.seed)
+        eval_fn = None
+        if dev_start < test_start:
+            dev = windows(pipe, s, window_origins(dev_start, test_start, dc.lookback, m.horizon), test_start)
+
+            @torch.no_grad()
+            def eval_fn(model):
+                dx, dfut, dy = (v.to(next(model.parameters()).device) for v in dev)
+                o = model(dx, dfut)
+                return {"mae": float((o.mean - dy).abs().mean()), "loss": float(model.loss(o, dy))}
+
+        def step_fn(model, b):
+            return model.loss(model(b.x, b.future, b.y), b.y)
+
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"{s.source}: {s.n} steps ({s.label(0)} .. {s.label(s.n - 1)}, freq {s.freq}, season {s.season}); "
+            f"train windows {len(x)}, " + (f"dev from {s.label(dev_start)}" if eval_fn else "no dev part") +
+            f", test from {s.label(test_start)}; {n_params:,} parameters")
+        st = run_training(pipe, batches, step_fn, eval_fn, metric="mae", mode="min", out=out, resume=resume,
+                          overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg)
+        metrics = {}
+        if eval_fn is not None:
+            model.eval()
+            metrics = eval_fn(model)
+        res = finish(pipe, st, metrics, None)  # dev_mae, dev_loss: on the scaled series
+        res.update(best_dev_mae_scaled=st.get("best"), test_start=s.label(test_start))
+        if out is not None:
+            write_text_atomic(Path(out) / "results.json", json.dumps(res, indent=2) + "\n")
+        return pipe
+
+    # ---- inference -----------------------------------------------------------------------------
+    def features(self, s: TimeSeries, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled targets (n, targets) and model covariates (steps, covariates): the user's covariates
+        scaled with the training statistics, then the calendar features."""
+        z = self.scaler.transform(s.values)
+        parts = []
+        if s.covariates.shape[1]:
+            if len(s.covariates) < steps:
+                raise UserError(f"{s.source}: forecasting to {s.label(steps - 1)} needs the covariates "
+                                f"{', '.join(s.covariate_names)} up to then; add rows with them (and an empty "
+                                "target) at the end of the file")
+            parts.append(self.cov_scaler.transform(s.covariates[:steps]))
+        if self.data.get("calendar"):
+            parts.append(calendar_features(s.times(0, steps), s.freq, self.data["season"]))
+        cov = np.concatenate(parts, 1) if parts else np.zeros((steps, 0))
+        return z, cov
+
+    def inputs(self, s: TimeSeries, origins: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs for forecasts from each origin: x (origins, lookback, targets + covariates) and
+        future (origins, horizon, covariates). Only steps before each origin are read from the targets."""
+        if len(origins) and origins.min() < self.lookback:
+            raise UserError(f"{s.source}: a forecast from {s.label(int(origins.min()))} needs {self.lookback} "
+                            f"earlier steps (--lookback), but only {int(origins.min())} come before it")
+        z, cov = self.features(s, int(origins.max()) + self.horizon)
+        x = np.concatenate([gather(z, origins, -self.lookback, self.lookback),
+                            gather(cov, origins, -self.lookback, self.lookback)], -1)
+        future = gather(cov, origins, 0, self.horizon)
+        return torch.tensor(x, dtype=torch.float32), torch.tensor(future, dtype=torch.float32)
+
+    @torch.no_grad()
+    def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024) -> Forecasts:
+        """Forecasts (in the series' units) from each origin: mean (origins, horizon, targets) and the
+        central intervals at `levels` from the Gaussian head (none without it)."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        x, future = self.inputs(s, np.asarray(origins, dtype=np.int64))
+        means, scales = [], []
+        for i in range(0, len(x), batch_size):
+            out = self.model(x[i : i + batch_size].to(device), future[i : i + batch_size].to(device))
+            means.append(out.mean.double().cpu())
+            if out.scale is not None:
+                scales.append(out.scale.double().cpu())
+        mean = torch.cat(means).numpy()
+        bands = {}
+        if scales:
+            scale = torch.cat(scales).numpy()
+            for lv in levels:
+                z = NormalDist().inv_cdf(0.5 + lv / 2)
+                bands[lv] = (self.scaler.inverse(mean - z * scale), self.scaler.inverse(mean + z * scale))
+        # the median of the forecast distribution; for a log series it is exp(mean), not the mean of y
+        return Forecasts(self.scaler.inverse(mean), bands)
+
+    def training_series(self) -> TimeSeries:
+        """The series this model was trained on: stored in the checkpoint, or (checkpoints written before
+        that) re-read from the file named in its data settings."""
+        if self.series is None:
+            self.series = load_series({k: self.data.get(k) for k in READ_KEYS})
+        return self.series
+
+    def series_for(self, series=None) -> tuple[TimeSeries, bool]:
+        """(the series to forecast, whether it is the training series): the training one when `series` is
+        None; else a path or Python data read with the training settings, checked to have its columns."""
+        if series is None:
+            return self.training_series(), True
+        d = {k: self.data.get(k) for k in READ_KEYS}
+        if isinstance(series, (str, Path)):
+            d["data"] = str(series)
+            s = load_series(d)
+        else:
+            s = series_from_object(series, d, self.data.get("freq"))
+        if s.targets != self.data["targets"] or s.covariate_names != self.data["covariates"]:
+            raise UserError(f"{s.source} has columns {s.targets + s.covariate_names}, but the model was trained "
+                            f"on {self.data['targets'] + self.data['covariates']}")
+        return s, isinstance(series, (str, Path)) and str(series) == self.data["data"]
+
+    def rows(self, s: TimeSeries, origin: int, fc: Forecasts, horizon: int | None = None, labels: bool = True) \
+            -> list[dict]:
+        """One record per step and target of the forecast `fc` (from one origin): time, target, forecast,
+        lo80, hi80, lo95, hi95 and, where the series has it, the actual value."""
+        H = self.horizon if horizon is None else horizon
+        times = [s.label(origin + i) for i in range(H)] if labels else list(s.times(origin, H))
+        known = min(H, s.n - origin)
+        rows = []
+        for i in range(H):
+            for j, name in enumerate(s.targets):
+                r = {"time": times[i], "target": name, "forecast": float(fc.mean[0, i, j])}
+                for lv, (lo, hi) in sorted(fc.intervals.items()):
+                    r[f"lo{round(lv * 100)}"], r[f"hi{round(lv * 100)}"] = float(lo[0, i, j]), float(hi[0, i, j])
+                if i < known:
+                    r["actual"] = float(s.values[origin + i, j])
+                rows.append(r)
+        return rows
+
+    def predict(self, horizon: int | None = None, series=None, origin=None, levels=LEVELS) -> pd.DataFrame:
+        """Forecast the next `horizon` steps (at most the trained horizon; default all of it) after the end
+        of the training series (or of `series`: a path or Python data with the same columns), or from
+        `origin` (a time, or a step number without times) using only the history before it.
+
+        A DataFrame, one row per step and target: time, target, forecast, lo80, hi80, lo95, hi95 (the
+        intervals of a gaussian model) and actual where the series has it."""
+        if horizon is None:
+            horizon = self.horizon
+        if not 1 <= int(horizon) <= self.horizon:
+            raise UserError(f"horizon {horizon}: this model forecasts 1 to {self.horizon} steps at once; "
+                            f"retrain with horizon={horizon} for more")
+        s, _ = self.series_for(series)
+        at = s.n if origin is None else s.locate(str(origin))
+        fc = self.forecast(s, np.array([at]), levels)
+        return pd.DataFrame(self.rows(s, at, fc, int(horizon), labels=False))
+
+    def backtest(self, series=None, backtest: int | None = 5, stride: int | None = None, start=None,
+                 baselines=BASELINES, last_point: bool = False) -> dict:
+        """Rolling-origin backtest (what `seqlab forecast eval` prints): the run's facts and
+        {"results": {"rnn": metrics, baseline: metrics, ...}}. On the training series only origins in its
+        test part are allowed; `backtest` None takes as many as fit there (one every `stride` steps)."""
+        s, same = self.series_for(series)
+        H, season = self.horizon, self.data["season"]
+        stride = stride or H
+        earliest = self.data["test_start"] if same else self.lookback
+        first = s.locate(str(start)) if start is not None else None
+        if backtest is None and first is None:
+            backtest = max(1, (s.n - H - max(earliest, 1)) // stride + 1)
+        origins = rolling_origins(s.n, H, backtest, stride, first, earliest, s.label)
+        scale = mase_scale(s.values[: self.data["test_start"] if same else int(origins[0])], season)
+        methods = [m for m in baselines if m]
+        unknown = [m for m in methods if m not in BASELINES]
+        if unknown:
+            raise UserError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
+        res = run_backtest(s.values, origins, H, season, scale, lambda o: self.forecast(s, o), methods,
+                          self.scaler.log, last_point)
+        return {"data": s.source, "origins": len(origins), "first_origin": s.label(int(origins[0])),
+                "last_origin": s.label(int(origins[-1])), "horizon": H, "stride": stride, "season": season,
+                "scored": "last point" if last_point else "all steps", "results": res}
+
+    def evaluate(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
+                 baselines=("naive", "seasonal_naive"), last_point: bool = False) -> dict:
+        """Backtest metrics of the model: mae, rmse, smape, mape, mase (and coverage80/95 of its intervals),
+        n, origins, and "baselines": {name: metrics} for `baselines` (any of naive, seasonal_naive, ets,
+        arima), all refitted at every origin. Default: every non-overlapping origin of the test part."""
+        r = self.backtest(series, backtest, stride, start, baselines, last_point)
+        out = dict(r["results"]["rnn"])
+        out["origins"] = r["origins"]
+        out["baselines"] = {k: v for k, v in r["results"].items() if k != "rnn"}
+        return out
+
+    # ---- files ---------------------------------------------------------------------------------
+    def meta(self, train_cfg=None) -> dict:
+        data = {**self.data, "scaler": self.scaler.to_json(),
+                "cov_scaler": self.cov_scaler.to_json() if self.cov_scaler else None}
+        tcfg = train_cfg or (self.config.train.trainer_config(DEFAULT_EPOCHS) if self.config else TrainConfig())
+        vocab = {"targets": self.data["targets"]}
+        if self.series is not None:
+            vocab["series"] = series_to_json(self.series)
+        return task_meta(TASK, self.model.cfg.to_json(), data, tcfg, vocab)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Forecaster:
+        """Open a checkpoint directory (a run's --out, best/ or last/) or an exported .onnx/.pt file."""
+        cfg, v, model = runtime.load_model(path, TASK, lambda m: ForecastNet(ForecasterConfig.from_json(m)), device)
+        data = dict(cfg["data"])
+        cov = data.pop("cov_scaler")
+        series = series_from_json(v["series"], data) if isinstance(v.get("series"), dict) else None
+        return cls(model, Scaler.from_json(data.pop("scaler")), Scaler.from_json(cov) if cov else None, data, series)
+
+
+ForecastPipeline = Forecaster  # the name before seqlab.pipelines
