@@ -11,7 +11,7 @@ import torch
 
 from seqlab.cli import main
 from seqlab.data.synthetic import contrast_sentiment, write_csv
-from seqlab.tasks.classify import ClassifyPipeline
+from seqlab.pipelines.classify import Classifier as ClassifyPipeline
 from seqlab.train.checkpoint import save_checkpoint
 from seqlab.train.trainer import TrainConfig
 

@@ -1,7 +1,7 @@
 """`seqlab demo`: both demos run end to end on data that ships with Python or that seqlab writes."""
 
 from seqlab.cli import main
-from seqlab.tasks.demo import python_docs_text
+from seqlab.cli.demo import python_docs_text
 
 
 def test_python_docs_text_ships_with_python():

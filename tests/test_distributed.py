@@ -26,7 +26,7 @@ from seqlab.data.streams import StreamBatcher
 from seqlab.models.classifier import ClassifierConfig, TextClassifier
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.language_model import LanguageModel, LMConfig
-from seqlab.tasks.lm import CarriedStateStep
+from seqlab.pipelines.lm import CarriedStateStep
 from seqlab.train import TrainConfig, Trainer
 
 B = 8  # the global batch

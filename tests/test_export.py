@@ -123,9 +123,10 @@ def _pipelines(tmp_path) -> dict:
     from seqlab.models.language_model import LanguageModel
     from seqlab.models.seq2seq import Seq2Seq
     from seqlab.models.tagger import Tagger
-    from seqlab.tasks.lm import LMPipeline, text_tokens
-    from seqlab.tasks.seq2seq_pipeline import Seq2SeqPipeline
-    from seqlab.tasks.tag import TagPipeline
+    from seqlab.pipelines.lm import LM as LMPipeline
+    from seqlab.pipelines.lm import text_tokens
+    from seqlab.pipelines.seq2seq import Seq2SeqPipeline
+    from seqlab.pipelines.tag import Tagger as TagPipeline
 
     torch.manual_seed(0)
     text = "the cat sat on the mat.\nthe dog ate the bone.\n"

@@ -10,7 +10,7 @@ import pytest
 from seqlab.cli import main
 from seqlab.data.features import read_features
 from seqlab.errors import UserError
-from seqlab.tasks.classify import ClassifyPipeline
+from seqlab.pipelines.classify import Classifier as ClassifyPipeline
 from seqlab.train.checkpoint import save_checkpoint
 from seqlab.train.trainer import TrainConfig
 

@@ -96,8 +96,8 @@ def test_windows_read_only_the_past():
 
 
 def test_the_training_windows_of_the_cli_end_before_the_dev_part(tmp_path):
-    from seqlab.forecast.pipeline import ForecastPipeline
-    from seqlab.tasks.forecast import load_series, windows
+    from seqlab.pipelines.forecast import Forecaster as ForecastPipeline
+    from seqlab.pipelines.forecast import load_series, windows
 
     values = np.arange(1, 121, dtype=float)
     out = tmp_path / "run"

@@ -10,9 +10,9 @@ import torch
 
 from seqlab.cli import main
 from seqlab.data.timeseries import TimeSeries
-from seqlab.forecast.pipeline import ForecastPipeline
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.forecaster import Forecaster, ForecasterConfig
+from seqlab.pipelines.forecast import Forecaster as ForecastPipeline
 from seqlab.train.checkpoint import save_checkpoint
 from seqlab.train.trainer import TrainConfig
 
@@ -109,7 +109,7 @@ def test_train_eval_predict_round_trip_with_covariates(tmp_path, capsys):
     assert [r["time"] for r in rows] == [f"2002-{m:02d}-01" for m in range(7, 13)]
     lo, mid, hi = (np.array([float(r[k]) for r in rows]) for k in ("lo95", "forecast", "hi95"))
     assert (lo < mid).all() and (mid < hi).all() and png.stat().st_size > 10_000
-    from seqlab.tasks.forecast import load_series
+    from seqlab.pipelines.forecast import load_series
 
     s = load_series({**pipe.data, "data": str(data)})
     again = pipe.forecast(s, np.array([s.n])).mean[0, :, 0]

@@ -16,7 +16,7 @@ from seqlab.decode import filter_logits, generate, sample_next
 from seqlab.errors import UserError
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.language_model import LanguageModel, LMConfig, sequence_nll
-from seqlab.tasks.lm import LMPipeline
+from seqlab.pipelines.lm import LM as LMPipeline
 
 torch.set_num_threads(1)
 
@@ -191,7 +191,7 @@ def test_bad_input_is_one_clear_line(run, corpus, tmp_path, capsys):
 
 
 def test_training_step_carries_the_state_detached_and_resets_each_epoch():
-    from seqlab.tasks.lm import CarriedStateStep
+    from seqlab.pipelines.lm import CarriedStateStep
 
     model = _lm("lstm", layers=1)
     ids = torch.randint(4, 23, (200,), generator=torch.Generator().manual_seed(2))
@@ -211,7 +211,7 @@ def test_training_step_carries_the_state_detached_and_resets_each_epoch():
 
 
 def test_resume_inside_an_epoch_continues_the_carried_state(tmp_path):
-    from seqlab.tasks.lm import CarriedStateStep
+    from seqlab.pipelines.lm import CarriedStateStep
     from seqlab.train import TrainConfig, Trainer
 
     ids = torch.randint(4, 23, (400,), generator=torch.Generator().manual_seed(5))

@@ -25,7 +25,7 @@ def test_unrolled_steps_equal_the_torch_module(cell, kw):
         exact.load_state_dict(enc.state_dict())
         out64 = exact(ids[None])
     for got, want, want64 in [(u.outputs, out.outputs[0], out64.outputs[0]), (u.h_n, out.h_n[:, 0], out64.h_n[:, 0])]:
-        np.testing.assert_allclose(got, want.numpy(), atol=1e-6, rtol=0)  # the float32 module
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-6, rtol=1e-5)  # the float32 module (its rounding)
         np.testing.assert_allclose(got, want64.numpy(), atol=1e-12, rtol=0)  # the same arithmetic in float64
     if cell == "lstm":
         np.testing.assert_allclose(u.c_n, out64.c_n[:, 0].numpy(), atol=1e-12, rtol=0)

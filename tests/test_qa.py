@@ -7,7 +7,8 @@ import re
 import pytest
 
 from seqlab.cli import main
-from seqlab.tasks.qa import QAPipeline, calibrate
+from seqlab.pipelines.qa import QA as QAPipeline
+from seqlab.pipelines.qa import calibrate
 
 COUNTRIES = ["zorvia", "pellam", "quintar", "brosk", "ulmeria", "dravon", "kestel", "morvane", "ostra", "vynd",
              "talmor", "gresh", "anvora", "beltis", "corrin", "dusk", "elbar", "fenwick", "gorran", "hesk"]

@@ -9,7 +9,7 @@ import pytest
 
 from seqlab.cli import main
 from seqlab.metrics.regression import regression_metrics
-from seqlab.tasks.classify import ClassifyPipeline
+from seqlab.pipelines.classify import Classifier as ClassifyPipeline
 
 TRAIN = ["--cell", "gru", "--hidden", "32", "--epochs", "12", "--batch", "32", "--lr", "5e-3",
          "--save-every", "0", "--threads", "1", "--patience", "0"]

@@ -1,4 +1,4 @@
-"""Vanishing and exploding gradients (seqlab.scratch.vanishing) and the memory tasks (seqlab.tasks.memory).
+"""Vanishing and exploding gradients (seqlab.scratch.vanishing) and the memory tasks (seqlab.pipelines.memory).
 
 1. The measured ||dL/dh_t||: geometric decay for a small-radius RNN, slow decay for a large one,
    explosion for a relu RNN that clipping caps, and an LSTM gradient orders of magnitude larger.
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqlab.pipelines.memory import adding_task, baseline, copy_task, train_one
 from seqlab.scratch.gradcheck import numerical_gradient
 from seqlab.scratch.vanishing import (
     format_table,
@@ -21,7 +22,6 @@ from seqlab.scratch.vanishing import (
     plot_gradient_vs_distance,
     spectral_radius,
 )
-from seqlab.tasks.memory import adding_task, baseline, copy_task, train_one
 
 torch.set_num_threads(1)
 

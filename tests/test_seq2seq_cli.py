@@ -19,7 +19,7 @@ from seqlab.data.pairs import (
 )
 from seqlab.errors import UserError
 from seqlab.metrics.seq2seq import bleu, chrf, exact_match, token_f1
-from seqlab.tasks.translate import Seq2SeqPipeline
+from seqlab.pipelines.seq2seq import Seq2SeqPipeline
 
 WORDS = "red blue green big small cat dog bird sees eats likes the a".split()
 FR = dict(zip(WORDS, "rouge bleu vert grand petit chat chien oiseau voit mange aime le un".split()))

@@ -17,7 +17,7 @@ from seqlab.errors import UserError
 from seqlab.metrics.tagging import entity_metrics
 from seqlab.models.encoder import EncoderConfig
 from seqlab.models.tagger import Tagger, TaggerConfig, case_of
-from seqlab.tasks.tag import TagPipeline
+from seqlab.pipelines.tag import Tagger as TagPipeline
 
 # ---- a tiny generated NER corpus: word POS NER, BIO ----------------------------------------------
 PER = ["John Smith", "Mary", "Peter Blackburn", "Anna Lee", "Bob"]

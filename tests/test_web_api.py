@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from seqlab.cli import main  # noqa: E402
 from seqlab.data.synthetic import contrast_sentiment, write_csv  # noqa: E402
 from seqlab.decode.sampling import generate  # noqa: E402
-from seqlab.viz.model_trace import load_model, tag_marginals  # noqa: E402
+from seqlab.models.tagger import tag_marginals  # noqa: E402
+from seqlab.viz.model_trace import load_model  # noqa: E402
 from seqlab.web.app import create_app  # noqa: E402
 
 Q = ["--save-every", "0", "--threads", "1", "--batch", "16"]
@@ -127,8 +128,8 @@ def test_unroll_lm_tagger_and_seq2seq_encoders_equal_the_models(client, root):
 
 
 def test_toy_unroll_equals_the_scratch_cell(client):
+    from seqlab.scratch import make_cell
     from seqlab.scratch.explain import word_vectors
-    from seqlab.tasks.scratch import make_cell
 
     for cell in ("rnn", "lstm", "gru"):
         j = post(client, "/api/unroll", model=f"toy:{cell}", text="not good at all", hidden=3, seed=2)
@@ -169,7 +170,7 @@ def test_seq2seq_tag_forecast_and_curves_equal_direct_calls(client, root):
     np.testing.assert_allclose(j["probs"], tag_marginals(tag.model, b)[0].numpy(), atol=1e-6)
 
     j = post(client, "/api/forecast", model="fc", history=10)
-    from seqlab.tasks.forecast import READ_KEYS, load_series
+    from seqlab.pipelines.forecast import READ_KEYS, load_series
 
     _, fc = load_model(root / "fc")
     s = load_series({k: fc.data.get(k) for k in READ_KEYS})

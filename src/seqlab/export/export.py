@@ -16,7 +16,6 @@ After writing, the exported graphs are run against the eager model on random pad
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import io
@@ -33,11 +32,6 @@ from seqlab import __version__
 from seqlab.errors import UserError
 from seqlab.export.graphs import GraphSpec, onnx_friendly, sample_inputs, specs
 from seqlab.export.runtime import SUFFIXES, Graphs
-from seqlab.models.classifier import ClassifierConfig, TextClassifier
-from seqlab.models.forecaster import Forecaster, ForecasterConfig
-from seqlab.models.language_model import LanguageModel, LMConfig
-from seqlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from seqlab.models.tagger import Tagger, TaggerConfig
 from seqlab.train.checkpoint import load_weights, read_json, resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
@@ -46,19 +40,10 @@ OPSET = 17
 
 
 def eager_model(cfg: dict) -> tuple[str, nn.Module]:
-    """(graph kind, model with random weights) for a checkpoint's config.json."""
-    task, m = cfg["task"], cfg["model"]
-    if task == "classify" or (task == "qa" and cfg["data"].get("mode") == "classify"):
-        return "classify", TextClassifier(ClassifierConfig.from_json(m))
-    if task in ("translate", "qa"):
-        return "seq2seq", Seq2Seq(Seq2SeqConfig.from_json(m))
-    if task == "lm":
-        return "lm", LanguageModel(LMConfig.from_json(m))
-    if task == "tag":
-        return "tag", Tagger(TaggerConfig.from_json(m))
-    if task == "forecast":
-        return "forecast", Forecaster(ForecasterConfig.from_json(m))
-    raise UserError(f"task {task!r} has no exportable model (export classify, lm, translate, qa, tag or forecast)")
+    """(graph kind, model with random weights) for a checkpoint's config.json, from the task's pipeline."""
+    from seqlab.pipelines.registry import pipeline_class
+
+    return pipeline_class(cfg.get("task")).graph_model(cfg)
 
 
 @contextlib.contextmanager
@@ -174,27 +159,3 @@ def export(model_path: str | Path, out: str | Path, fmt: str | None = None) -> d
         raise UserError(f"{out}: the exported model differs from the checkpoint by {diff:.2e} (> {TOLERANCE}); "
                         "please report this with the model's config.json")
     return {"task": cfg["task"], "format": fmt, "max_difference": diff, "bytes": out.stat().st_size}
-
-
-def cmd_export(a: argparse.Namespace) -> int:
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    r = export(a.model, a.out, a.format)
-    print(f"wrote {a.out} ({r['format']}, {r['bytes'] / 1e6:.2f} MB, task {r['task']}); largest difference from "
-          f"the checkpoint on test batches {r['max_difference']:.1e}; use it with "
-          f"`seqlab {r['task']} {'generate' if r['task'] == 'lm' else 'ask' if r['task'] == 'qa' else 'predict'} "
-          f"--model {a.out} ...`")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a trained model to ONNX or TorchScript for inference",
-                       description="Write a checkpoint as one self-contained ONNX or TorchScript file (graphs with "
-                                   "dynamic batch and length, plus the vocabularies and settings); every task's "
-                                   "predict command accepts the file as --model.")
-    p.add_argument("--model", required=True, help="run directory (or checkpoint directory) of any task")
-    p.add_argument("--out", required=True, help="file to write: NAME.onnx, or NAME.pt / NAME.ts for TorchScript")
-    p.add_argument("--format", choices=FORMATS, default=None,
-                   help="onnx or torchscript (default: from the suffix of --out)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0 = torch's default")
-    p.set_defaults(func=cmd_export)

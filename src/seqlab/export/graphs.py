@@ -166,40 +166,59 @@ def onnx_friendly(model: nn.Module):
             del m.forward
 
 
-def specs(task: str, model: nn.Module) -> list[GraphSpec]:
-    """The graphs of a task's eager model (in eval mode); the first is the main one."""
+
+BT = {0: "batch", 1: "time"}  # the dynamic axes of a (batch, time, ...) tensor
+
+
+def _specs_lm(model: nn.Module):
+    state = [] if model.cfg.encoder.cell == "none" else ["h", "c"] if model.cfg.encoder.cell == "lstm" else ["h"]
+    sdyn = {n: {1: "batch"} for n in state}
+    return [GraphSpec("forward", LMGraph(model), ["ids", *state], ["logits", *(f"{n}_out" for n in state)],
+                      {"ids": BT, "logits": BT, **sdyn, **{f"{n}_out": {1: "batch"} for n in state}})]
+
+
+def _specs_seq2seq(model: nn.Module):
+    mem, st = seq2seq_names(model.cfg)
+    src = {0: "batch", 1: "src"}
+    mdyn = {"keys": src, "proj": src, "mask": src}
+    sdyn = {"h": {1: "batch"}, "c": {1: "batch"}, "feed": {0: "batch"}}
+    enc = GraphSpec("forward", Seq2SeqEncodeGraph(model), ["src", "lengths"], [*mem, *st],
+                    {"src": src, "lengths": {0: "batch"}, **mdyn, **sdyn})
+    outs = ["logits", *(f"{n}_out" for n in st), *(["weights"] if model.cfg.attention != "none" else [])]
+    step = GraphSpec("step", Seq2SeqStepGraph(model), ["y", *st, *mem], outs,
+                     {"y": {0: "batch"}, **sdyn, **mdyn, "logits": {0: "batch"}, "weights": src,
+                      **{f"{n}_out": sdyn[n] for n in st}})
+    return [enc, step]
+
+
+def _specs_tag(model: nn.Module):
+    names = tag_inputs(model.cfg)
+    dyn = {"words": BT, "lengths": {0: "batch"}, "chars": {0: "forms", 1: "chars"},
+           "char_lengths": {0: "forms"}, "form_index": BT, "case": BT, "emissions": BT}
+    return [GraphSpec("forward", TagGraph(model), names, ["emissions"], dyn)]
+
+
+def _specs_forecast(model: nn.Module):
+    outs = ["mean", *(["scale"] if model.cfg.likelihood == "gaussian" else [])]
+    return [GraphSpec("forward", ForecastGraph(model), ["x", "future"], outs,
+                      {"x": BT, "future": {0: "batch"}, "mean": {0: "batch"}, "scale": {0: "batch"}})]
+
+
+def _specs_classify(model: nn.Module):
+    return [GraphSpec("forward", ClassifyGraph(model), ["ids", "lengths"], ["logits"],
+                      {"ids": BT, "lengths": {0: "batch"}, "logits": {0: "batch"}})]
+
+
+SPECS = {"classify": _specs_classify, "lm": _specs_lm, "seq2seq": _specs_seq2seq, "tag": _specs_tag,
+         "forecast": _specs_forecast}  # graph kind -> its graphs
+
+
+def specs(kind: str, model: nn.Module) -> list[GraphSpec]:
+    """The graphs of an eager model of graph `kind` (in eval mode); the first is the main one."""
     model.eval()
-    bt = {0: "batch", 1: "time"}
-    if task == "lm":
-        state = [] if model.cfg.encoder.cell == "none" else ["h", "c"] if model.cfg.encoder.cell == "lstm" else ["h"]
-        sdyn = {n: {1: "batch"} for n in state}
-        return [GraphSpec("forward", LMGraph(model), ["ids", *state], ["logits", *(f"{n}_out" for n in state)],
-                          {"ids": bt, "logits": bt, **sdyn, **{f"{n}_out": {1: "batch"} for n in state}})]
-    if task == "seq2seq":
-        mem, st = seq2seq_names(model.cfg)
-        src = {0: "batch", 1: "src"}
-        mdyn = {"keys": src, "proj": src, "mask": src}
-        sdyn = {"h": {1: "batch"}, "c": {1: "batch"}, "feed": {0: "batch"}}
-        enc = GraphSpec("forward", Seq2SeqEncodeGraph(model), ["src", "lengths"], [*mem, *st],
-                        {"src": src, "lengths": {0: "batch"}, **mdyn, **sdyn})
-        outs = ["logits", *(f"{n}_out" for n in st), *(["weights"] if model.cfg.attention != "none" else [])]
-        step = GraphSpec("step", Seq2SeqStepGraph(model), ["y", *st, *mem], outs,
-                         {"y": {0: "batch"}, **sdyn, **mdyn, "logits": {0: "batch"}, "weights": src,
-                          **{f"{n}_out": sdyn[n] for n in st}})
-        return [enc, step]
-    if task == "tag":
-        names = tag_inputs(model.cfg)
-        dyn = {"words": bt, "lengths": {0: "batch"}, "chars": {0: "forms", 1: "chars"},
-               "char_lengths": {0: "forms"}, "form_index": bt, "case": bt, "emissions": bt}
-        return [GraphSpec("forward", TagGraph(model), names, ["emissions"], dyn)]
-    if task == "forecast":
-        outs = ["mean", *(["scale"] if model.cfg.likelihood == "gaussian" else [])]
-        return [GraphSpec("forward", ForecastGraph(model), ["x", "future"], outs,
-                          {"x": bt, "future": {0: "batch"}, "mean": {0: "batch"}, "scale": {0: "batch"}})]
-    if task == "classify":
-        return [GraphSpec("forward", ClassifyGraph(model), ["ids", "lengths"], ["logits"],
-                          {"ids": bt, "lengths": {0: "batch"}, "logits": {0: "batch"}})]
-    raise ValueError(f"no inference graph for task {task!r}")
+    if kind not in SPECS:
+        raise ValueError(f"no inference graph of kind {kind!r}")
+    return SPECS[kind](model)
 
 
 def _lengths(batch: int, time: int, g: torch.Generator) -> torch.Tensor:
@@ -214,46 +233,66 @@ def _ids(vocab: int, batch: int, time: int, lengths: torch.Tensor, g: torch.Gene
     return ids.masked_fill(torch.arange(time)[None, :] >= lengths[:, None], pad)
 
 
-@torch.no_grad()
-def sample_inputs(task: str, model: nn.Module, batch: int, time: int, seed: int = 0) -> dict[str, tuple]:
-    """Random valid inputs of each graph (padded, variable lengths), for tracing and for checks."""
-    g = torch.Generator().manual_seed(seed)
+
+def _inputs_classify(model: nn.Module, batch: int, time: int, g: torch.Generator):
     cfg = model.cfg
-    if task == "classify":
-        lengths, enc = _lengths(batch, time, g), cfg.encoder
-        if enc.vocab_size:
-            x = _ids(enc.vocab_size, batch, time, lengths, g, enc.pad_id)
-        else:
-            x = torch.randn(batch, time, enc.input_dim, generator=g)
-            x = x * (torch.arange(time)[None, :, None] < lengths[:, None, None])
-        return {"forward": (x, lengths)}
-    if task == "lm":
-        enc = cfg.encoder
-        ids = torch.randint(4, enc.vocab_size, (batch, time), generator=g)
-        n = enc.layers * enc.directions
-        state = () if enc.cell == "none" else tuple(
-            torch.randn(n, batch, enc.hidden, generator=g) * 0.5 for _ in range(2 if enc.cell == "lstm" else 1))
-        return {"forward": (ids, *state)}
-    if task == "seq2seq":
-        lengths = _lengths(batch, time, g)
-        src = _ids(cfg.encoder.vocab_size, batch, time, lengths, g, cfg.encoder.pad_id)
-        enc_out = Seq2SeqEncodeGraph(model)(src, lengths)
-        y = torch.randint(4, cfg.tgt_vocab_size, (batch,), generator=g)
-        mem_names, st_names = seq2seq_names(cfg)
-        k = len(mem_names)
-        return {"forward": (src, lengths), "step": (y, *enc_out[k:], *enc_out[:k])}
-    if task == "tag":
-        lengths = _lengths(batch, time, g)
-        out = [_ids(cfg.word_vocab, batch, time, lengths, g, cfg.pad_id), lengths]
-        if cfg.char != "none":
-            forms = 5
-            char_lengths = torch.randint(1, 7, (forms,), generator=g)
-            out += [_ids(cfg.char_vocab, forms, int(char_lengths.max()), char_lengths, g), char_lengths,
-                    torch.randint(0, forms, (batch, time), generator=g)]
-        if cfg.case_dim:
-            out.append(torch.randint(1, 8, (batch, time), generator=g))
-        return {"forward": tuple(out)}
-    if task == "forecast":
-        x = torch.randn(batch, time, cfg.targets + cfg.covariates, generator=g)
-        return {"forward": (x, torch.randn(batch, cfg.horizon, cfg.covariates, generator=g))}
-    raise ValueError(f"no inference graph for task {task!r}")
+    lengths, enc = _lengths(batch, time, g), cfg.encoder
+    if enc.vocab_size:
+        x = _ids(enc.vocab_size, batch, time, lengths, g, enc.pad_id)
+    else:
+        x = torch.randn(batch, time, enc.input_dim, generator=g)
+        x = x * (torch.arange(time)[None, :, None] < lengths[:, None, None])
+    return {"forward": (x, lengths)}
+
+
+def _inputs_lm(model: nn.Module, batch: int, time: int, g: torch.Generator):
+    cfg = model.cfg
+    enc = cfg.encoder
+    ids = torch.randint(4, enc.vocab_size, (batch, time), generator=g)
+    n = enc.layers * enc.directions
+    state = () if enc.cell == "none" else tuple(
+        torch.randn(n, batch, enc.hidden, generator=g) * 0.5 for _ in range(2 if enc.cell == "lstm" else 1))
+    return {"forward": (ids, *state)}
+
+
+def _inputs_seq2seq(model: nn.Module, batch: int, time: int, g: torch.Generator):
+    cfg = model.cfg
+    lengths = _lengths(batch, time, g)
+    src = _ids(cfg.encoder.vocab_size, batch, time, lengths, g, cfg.encoder.pad_id)
+    enc_out = Seq2SeqEncodeGraph(model)(src, lengths)
+    y = torch.randint(4, cfg.tgt_vocab_size, (batch,), generator=g)
+    mem_names, st_names = seq2seq_names(cfg)
+    k = len(mem_names)
+    return {"forward": (src, lengths), "step": (y, *enc_out[k:], *enc_out[:k])}
+
+
+def _inputs_tag(model: nn.Module, batch: int, time: int, g: torch.Generator):
+    cfg = model.cfg
+    lengths = _lengths(batch, time, g)
+    out = [_ids(cfg.word_vocab, batch, time, lengths, g, cfg.pad_id), lengths]
+    if cfg.char != "none":
+        forms = 5
+        char_lengths = torch.randint(1, 7, (forms,), generator=g)
+        out += [_ids(cfg.char_vocab, forms, int(char_lengths.max()), char_lengths, g), char_lengths,
+                torch.randint(0, forms, (batch, time), generator=g)]
+    if cfg.case_dim:
+        out.append(torch.randint(1, 8, (batch, time), generator=g))
+    return {"forward": tuple(out)}
+
+
+def _inputs_forecast(model: nn.Module, batch: int, time: int, g: torch.Generator):
+    cfg = model.cfg
+    x = torch.randn(batch, time, cfg.targets + cfg.covariates, generator=g)
+    return {"forward": (x, torch.randn(batch, cfg.horizon, cfg.covariates, generator=g))}
+
+
+SAMPLES = {"classify": _inputs_classify, "lm": _inputs_lm, "seq2seq": _inputs_seq2seq, "tag": _inputs_tag,
+           "forecast": _inputs_forecast}  # graph kind -> random inputs of its graphs
+
+
+@torch.no_grad()
+def sample_inputs(kind: str, model: nn.Module, batch: int, time: int, seed: int = 0) -> dict[str, tuple]:
+    """Random valid inputs of each graph (padded, variable lengths), for tracing and for checks."""
+    if kind not in SAMPLES:
+        raise ValueError(f"no inference graph of kind {kind!r}")
+    return SAMPLES[kind](model, batch, time, torch.Generator().manual_seed(seed))

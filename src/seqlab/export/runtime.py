@@ -130,9 +130,15 @@ class _Standin:
 
     training = False
 
+    Config = None  # the model's config class (from_json of config.json's "model")
+
     def __init__(self, graphs: Graphs, cfg):
         self.graphs, self.cfg = graphs, cfg
         self._device_probe = torch.zeros(0)
+
+    @classmethod
+    def from_export(cls, graphs: Graphs, model: dict, info: dict) -> _Standin:
+        return cls(graphs, cls.Config.from_json(model))
 
     def eval(self):
         return self
@@ -150,6 +156,8 @@ class _Standin:
 
 
 class ClassifierRuntime(_Standin):
+    Config = ClassifierConfig
+
     def __call__(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,) -> logits (batch, classes)."""
         if lengths is None:
@@ -158,6 +166,8 @@ class ClassifierRuntime(_Standin):
 
 
 class LMRuntime(_Standin):
+    Config = LMConfig
+
     def __call__(self, ids: torch.Tensor, state=None):
         """ids (batch, time), state h (layers, batch, hidden) or (h, c) or None
         -> (logits (batch, time, vocab), new state)."""
@@ -173,6 +183,8 @@ class LMRuntime(_Standin):
 
 class Seq2SeqRuntime(_Standin):
     """`encode` and `step` as in `Seq2Seq`, for greedy and beam search."""
+
+    Config = Seq2SeqConfig
 
     def __init__(self, graphs: Graphs, cfg):
         super().__init__(graphs, cfg)
@@ -196,6 +208,12 @@ class Seq2SeqRuntime(_Standin):
 class TaggerRuntime(_Standin):
     """`decode(batch)` as in `Tagger`: emissions from the graph, then Viterbi (CRF) or argmax."""
 
+    Config = TaggerConfig
+
+    @classmethod
+    def from_export(cls, graphs: Graphs, model: dict, info: dict) -> TaggerRuntime:
+        return cls(graphs, cls.Config.from_json(model), info.get("crf"))
+
     def __init__(self, graphs: Graphs, cfg, crf: dict | None):
         super().__init__(graphs, cfg)
         self.crf = None
@@ -217,6 +235,8 @@ class TaggerRuntime(_Standin):
 
 
 class ForecasterRuntime(_Standin):
+    Config = ForecasterConfig
+
     def __call__(self, x: torch.Tensor, future: torch.Tensor | None = None, y=None) -> ForecastOutput:
         if future is None:
             future = x.new_zeros(x.shape[0], self.cfg.horizon, self.cfg.covariates)
@@ -247,17 +267,11 @@ def load(path: str | Path, task: str) -> tuple[dict, dict, _Standin]:
         raise UserError(f"{path} is a '{cfg.get('task')}' model, not '{task}'; use `seqlab {cfg.get('task')} ...` "
                         f"with it, or give a {task} model")
     try:
-        kind, m = info["kind"], cfg["model"]
-        if kind == "classify":
-            model = ClassifierRuntime(g, ClassifierConfig.from_json(m))
-        elif kind == "lm":
-            model = LMRuntime(g, LMConfig.from_json(m))
-        elif kind == "seq2seq":
-            model = Seq2SeqRuntime(g, Seq2SeqConfig.from_json(m))
-        elif kind == "tag":
-            model = TaggerRuntime(g, TaggerConfig.from_json(m), info.get("crf"))
-        else:
-            model = ForecasterRuntime(g, ForecasterConfig.from_json(m))
+        model = RUNTIMES[info["kind"]].from_export(g, cfg["model"], info)
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # the embedded config.json is damaged
         raise _not_exported(Path(path), e) from None
     return cfg, vocab, model
+
+
+RUNTIMES = {"classify": ClassifierRuntime, "lm": LMRuntime, "seq2seq": Seq2SeqRuntime, "tag": TaggerRuntime,
+            "forecast": ForecasterRuntime}  # graph kind (export.json "kind") -> stand-in

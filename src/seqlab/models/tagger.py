@@ -15,6 +15,7 @@ are the word's features. The char CNN is a convolution over characters, max-pool
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -235,3 +236,18 @@ class Tagger(nn.Module):
         if self.crf is not None:
             return self.crf.decode(em, mask)
         return em.argmax(-1).masked_fill(~mask, -100)
+
+
+def tag_marginals(model, batch: TagBatch) -> torch.Tensor:
+    """p(tag_t = k | sentence) (batch, time, tags): the CRF's marginals (the gradient of log Z
+    with respect to the emissions, by the CRF's own forward algorithm in float64), or a softmax over
+    the emissions without a CRF. `model`: a Tagger or an exported stand-in of one."""
+    with torch.no_grad():
+        em = model(batch)
+    if model.crf is None:
+        return torch.softmax(em.double(), -1)
+    crf = copy.deepcopy(model.crf).double()
+    with torch.enable_grad():
+        em = em.detach().double().requires_grad_(True)
+        (grad,) = torch.autograd.grad(crf.log_partition(em, model.mask(batch)).sum(), em)
+    return grad

@@ -16,9 +16,11 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from seqlab.errors import UserError
@@ -28,6 +30,27 @@ from seqlab.train.lock import RunLock
 from seqlab.train.trainer import Trainer
 
 logger = logging.getLogger("seqlab")
+
+
+@dataclass
+class Steps:
+    """One text as the model reads it, for the unroller: `tokens` (time,) as shown; `inputs` what the
+    encoder takes, ids (time,) or features (time, input_dim); `kind` what `probs` holds per step:
+    'classes' (time, classes), 'next_token' (time, top_k) with `top_tokens` (time, top_k),
+    'tags' (time, tags), or 'none'. `labels`: class or tag names; `note`: what the output means."""
+
+    tokens: list[str]
+    inputs: torch.Tensor
+    kind: str = "none"
+    probs: np.ndarray | None = None
+    labels: list[str] | None = None
+    top_tokens: list[list[str]] | None = None
+    note: str = ""
+
+
+def shown(tok: str) -> str:
+    """A token as the unroller prints it: whitespace made visible."""
+    return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(tok, tok)
 
 
 class Pipeline:
@@ -53,6 +76,21 @@ class Pipeline:
 
     def meta(self) -> dict:  # the JSON files of a checkpoint: config.json, vocab.json
         raise NotImplementedError
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        """(inference-graph kind, the eager model with random weights) for a checkpoint's config.json:
+        what `seqlab.export` traces ('classify', 'lm', 'seq2seq', 'tag', 'forecast')."""
+        raise UserError(f"a {cls.task} model cannot be exported")
+
+    @property
+    def encoder(self) -> torch.nn.Module | None:
+        """The RecurrentEncoder that the unroller shows, or None (no tokens to unroll)."""
+        return getattr(self.model, "encoder", None)
+
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """What the model reads and says at each step of `text` (the unroller's view of it)."""
+        raise UserError(f"the unroller shows text models; a {self.task} model has no tokens to unroll")
 
     def save(self, path: str | Path) -> Path:
         """Write this model as a checkpoint directory that `seqlab.load` (and the CLI's --model) opens."""

@@ -27,7 +27,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics import classification_metrics, regression
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
-from seqlab.pipelines.base import Pipeline, finish, run_training
+from seqlab.pipelines.base import Pipeline, Steps, finish, run_training, shown
 from seqlab.pipelines.config import Config, choice
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TableSettings, TokenSettings, TrainSettings
@@ -252,6 +252,22 @@ class Classifier(Pipeline):
         return m
 
     # ---- files ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """Per token: p(class | the text up to it), the classifier's answer if the text ended there."""
+        if self.vocab is None:
+            raise UserError("this classifier reads numeric feature sequences, not text; the unroller shows text models")
+        ids = self.encode([text])[0]  # (time,)
+        n = len(ids)  # every prefix as one batch
+        probs = torch.softmax(self.model(ids.expand(n, n).tril(), torch.arange(1, n + 1)), -1).double().numpy()
+        return Steps([shown(t) for t in self.vocab.decode(ids.tolist())], ids, "classes", probs,
+                     list(self.labels.itos) if self.labels is not None else ["value"],
+                     note="p(class | the text up to this token): the classifier's answer if the text ended here")
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        return "classify", TextClassifier(ClassifierConfig.from_json(cfg["model"]))
+
     def meta(self, train_cfg=None) -> dict:
         vocab = {"labels": self.labels.to_json()} if self.labels is not None else {}
         if self.vocab is not None:

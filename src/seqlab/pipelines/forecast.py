@@ -490,6 +490,14 @@ class Forecaster(Pipeline):
         return out
 
     # ---- files ---------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> None:  # a forecaster reads numbers, not tokens: nothing to unroll
+        return None
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        return "forecast", ForecastNet(ForecasterConfig.from_json(cfg["model"]))
+
     def meta(self, train_cfg=None) -> dict:
         data = {**self.data, "scaler": self.scaler.to_json(),
                 "cov_scaler": self.cov_scaler.to_json() if self.cov_scaler else None}

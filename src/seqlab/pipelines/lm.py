@@ -49,7 +49,7 @@ from seqlab.export import runtime
 from seqlab.models.dynamic_eval import dynamic_nll
 from seqlab.models.language_model import LanguageModel, detach_state, lm_metrics, sequence_nll
 from seqlab.models.language_model import LMConfig as ModelConfig
-from seqlab.pipelines.base import Pipeline, finish, run_training
+from seqlab.pipelines.base import Pipeline, Steps, finish, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
@@ -359,6 +359,32 @@ class LM(Pipeline):
         return {**lm_metrics(total, n, chars), "tokens": n, "unk_rate": unk}
 
     # ---- files ---------------------------------------------------------------------------------
+    def input_ids(self, text: str) -> torch.Tensor:
+        """The model's input for `text` (time,): its characters (char level), or <eos> (a line start)
+        and its tokens (word/subword), unknown tokens as <unk>."""
+        if self.level == "char":
+            ids = self.encode(text)
+        else:
+            ids = torch.tensor([self.vocab.eos_id, *self.vocab.encode(self.tokenizer.tokenize(text))])
+        if len(ids) == 0:
+            raise UserError("the text is empty; type at least one character")
+        return ids
+
+    @torch.no_grad()
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """Per token: the `top_k` most likely next tokens and their probabilities."""
+        ids = self.input_ids(text)
+        logits, _ = self.model(ids[None].to(self.device))
+        top = torch.softmax(logits[0].double().cpu(), -1).topk(min(top_k, logits.shape[-1]), -1)
+        itos = self.vocab.itos
+        return Steps([shown(itos[i]) for i in ids.tolist()], ids, "next_token", top.values.numpy(),
+                     top_tokens=[[shown(itos[i]) for i in row] for row in top.indices.tolist()],
+                     note="p(next token | the tokens so far): the most likely continuations after each step")
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        return "lm", LanguageModel(ModelConfig.from_json(cfg["model"]))
+
     def meta(self, train_cfg=None) -> dict:
         vocab = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json()}
         tcfg = train_cfg or (self.config.train.trainer_config(DEFAULT_EPOCHS) if self.config else TrainConfig())

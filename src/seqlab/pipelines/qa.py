@@ -41,7 +41,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics.seq2seq import answer_tokens, exact_match, token_f1
 from seqlab.models.classifier import ClassifierConfig, TextClassifier
-from seqlab.pipelines.base import Pipeline, check_out_dir, run_training
+from seqlab.pipelines.base import Pipeline, Steps, check_out_dir, run_training
 from seqlab.pipelines.classify import Classifier
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
@@ -274,6 +274,25 @@ class QA(Pipeline):
         return {k: v for k, v in m.items() if k not in ("conf", "right", "hyps")}
 
     # ---- files ---------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.inner.model.encoder
+
+    @property
+    def generator(self) -> Seq2SeqPipeline | None:
+        """The seq2seq model that writes answers, or None in classify mode (it picks a training answer)."""
+        return self.inner if self.mode == "seq2seq" else None
+
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """The inner model's view: the seq2seq encoder, or the classifier's answer per prefix."""
+        return self.inner.steps(text if self.mode == "seq2seq" else self.norm(text), top_k)
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        if cfg["data"].get("mode") == "classify":
+            return Classifier.graph_model(cfg)
+        return Seq2SeqPipeline.graph_model(cfg)
+
     def meta(self, train_cfg=None) -> dict:
         tcfg = train_cfg or (self.config.train.trainer_config(DEFAULT_EPOCHS) if self.config else TrainConfig())
         if self.mode == "seq2seq":

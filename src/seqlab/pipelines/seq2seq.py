@@ -32,7 +32,7 @@ from seqlab.models.seq2seq import (
     decoder_inputs,
     seq2seq_loss,
 )
-from seqlab.pipelines.base import finish, run_training, write_text_atomic
+from seqlab.pipelines.base import Steps, finish, run_training, shown, write_text_atomic
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.checkpoint import task_meta
@@ -182,6 +182,27 @@ class Seq2SeqPipeline:
         outs = self.generate(src, beam, max_len, alpha)
         m = generation_metrics([o.text for o in outs], [self.reference(t) for t in tgt])
         return {**m, "outputs": outs}
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.model.encoder
+
+    @property
+    def generator(self) -> Seq2SeqPipeline:
+        """What writes the output text token by token (with attention weights, when it has attention)."""
+        return self
+
+    @torch.no_grad()
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """The encoder only: the decoder reads all of its outputs (attention) and starts from its final state."""
+        ids = self.encode_src([text])[0]
+        return Steps([shown(t) for t in self.src_vocab.decode(ids.tolist())], ids,
+                     note="the encoder: the decoder reads all of its outputs (attention) and starts from its "
+                          "final state")
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        return "seq2seq", Seq2Seq(Seq2SeqConfig.from_json(cfg["model"]))
 
     def meta(self, train_cfg=None) -> dict:
         vocab = {"src_tokenizer": self.src_tok.to_json(), "tgt_tokenizer": self.tgt_tok.to_json(),

@@ -34,9 +34,9 @@ from seqlab.data.split import holdout
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics.tagging import entity_metrics, token_accuracy
-from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, TaggerConfig, case_of
+from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, TaggerConfig, case_of, tag_marginals
 from seqlab.models.tagger import Tagger as TaggerModel
-from seqlab.pipelines.base import Pipeline, finish, run_training
+from seqlab.pipelines.base import Pipeline, Steps, finish, run_training
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
@@ -298,6 +298,25 @@ class Tagger(Pipeline):
         return {"sentences": len(corpus), **m}
 
     # ---- files ---------------------------------------------------------------------------------
+    def probabilities(self, words: list[str]) -> torch.Tensor:
+        """p(tag | whole sentence) per token (time, tags): CRF marginals, or a softmax without a CRF."""
+        return tag_marginals(self.model, next(iter(self.batches([words], batch_size=1))))[0]
+
+    @torch.no_grad()
+    def steps(self, text: str, top_k: int = 5) -> Steps:
+        """Per token: p(tag | whole sentence)."""
+        words = text.split()
+        if not words:
+            raise UserError("the sentence is empty; type at least one word")
+        feats = self.model.features(next(iter(self.batches([words], batch_size=1))))[0]  # (time, input_dim)
+        note = "p(tag | whole sentence) per token" + (" (CRF marginals)" if self.model.crf is not None else "")
+        return Steps(words, feats, "tags", self.probabilities(words).double().numpy(), list(self.tags.itos),
+                     note=note)
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        return "tag", TaggerModel(TaggerConfig.from_json(cfg["model"]))
+
     def meta(self, train_cfg=None) -> dict:
         vocab = {"words": self.words.to_json(), "chars": self.chars.to_json() if self.chars else None,
                  "tags": self.tags.to_json()}

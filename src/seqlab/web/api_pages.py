@@ -10,7 +10,6 @@ import torch
 from fastapi import APIRouter, Query, Request
 
 from seqlab.errors import UserError
-from seqlab.viz.model_trace import tag_marginals
 from seqlab.web.api_unroll import num
 from seqlab.web.schemas import ForecastRequest, GenerateRequest, Seq2SeqRequest, TagRequest
 
@@ -38,18 +37,18 @@ def seq2seq(req: Seq2SeqRequest, request: Request) -> dict:
     reg = request.app.state.registry
     with reg.lock:
         task, pipe = reg.get(req.model, ("translate", "qa"))
-        if task == "qa" and pipe.mode != "seq2seq":
+        inner = pipe.generator
+        if inner is None:  # a classify-mode QA model
             ans, conf = pipe.answer([req.text])[0]
             return {"model": req.model, "task": task, "output": ans, "confidence": conf,
                     "threshold": pipe.threshold if np.isfinite(pipe.threshold) else None, "attention": None,
                     "tokens": [], "src_tokens": [], "note": "a classify-mode QA model picks a training answer"}
-        inner = pipe if task == "translate" else pipe.inner
         has_att = inner.model.attention is not None
         o = inner.generate([req.text], req.beam, attention=has_att)[0]
     rows = o.tokens + ["<eos>"] * ((len(o.attention) if has_att else 0) - len(o.tokens))
     out = {"model": req.model, "task": task, "output": o.text, "tokens": rows, "src_tokens": o.src_tokens,
            "attention": num(o.attention) if has_att else None, "score": o.score, "mean_logprob": o.mean_logprob}
-    if task == "qa":
+    if hasattr(pipe, "threshold"):  # an answer: tidied, with its confidence and the abstain threshold
         from seqlab.pipelines.qa import tidy
 
         thr = pipe.threshold
@@ -69,8 +68,7 @@ def tag(req: TagRequest, request: Request) -> dict:
     with reg.lock:
         _, pipe = reg.get(req.model, ("tag",))
         tags = pipe.predict([words])[0]
-        batch = next(iter(pipe.batches([words], batch_size=1)))
-        probs = tag_marginals(pipe.model, batch)[0]
+        probs = pipe.probabilities(words)
     ents = [{"type": t, "start": i, "end": j, "text": " ".join(words[i:j])} for t, i, j in spans(tags)] \
         if pipe.entities else []
     return {"model": req.model, "tokens": words, "tags": tags, "tag_names": list(pipe.tags.itos),

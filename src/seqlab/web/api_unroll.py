@@ -66,5 +66,5 @@ def unroll(req: UnrollRequest, request: Request) -> dict:
             tr = toy_trace(req.model[4:], req.text, req.hidden, req.seed)
         else:
             task, pipe = reg.get(req.model, TEXT_TASKS)
-            tr = trace(task, pipe, req.text, req.top_k)
+            tr = trace(pipe, req.text, req.top_k)
         return trace_json(tr, req.model)

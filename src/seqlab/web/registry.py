@@ -108,13 +108,14 @@ class Registry:
 
     def get(self, name: str, tasks: tuple[str, ...] | None = None) -> tuple[str, object]:
         """(task, pipeline) of run `name`, loaded once; a task outside `tasks` is a UserError (400)."""
-        from seqlab.viz.model_trace import checkpoint_task, load_model
+        from seqlab.pipelines.registry import task_of
+        from seqlab.viz.model_trace import load_model
 
         path = self.run_dir(name)
         ckpt = resolve_checkpoint(path)
         key = f"{path}@{(ckpt / 'model.safetensors').stat().st_mtime_ns}"  # a retrained run is loaded afresh
         if key not in self._cache:
-            task = checkpoint_task(path)
+            task = task_of(path)
             if tasks is not None and task not in tasks:
                 raise UserError(f"{name} is a '{task}' model; this page shows {' or '.join(tasks)} models")
             self._cache[key] = load_model(path)

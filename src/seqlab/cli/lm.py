@@ -11,21 +11,16 @@ import json
 import sys
 from pathlib import Path
 
+from seqlab.cli import common
 from seqlab.data.readers import read_text
 from seqlab.errors import UserError
-from seqlab.pipelines.lm import (  # noqa: F401  (old import path of these names)
-    LARGE_FROM_MINUTES,
+from seqlab.pipelines.lm import (
     LM,
-    CarriedStateStep,
     LMConfig,
-    text_tokens,
-    unigram_bits,
 )
-from seqlab.tasks import common
 
 TASK = "lm"
 
-LMPipeline = LM  # the name before seqlab.pipelines
 
 
 def cmd_train(a: argparse.Namespace) -> int:

@@ -16,20 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlab.cli import common
 from seqlab.data.timeseries import FILLS, TimeSeries
 from seqlab.forecast import datasets
 from seqlab.forecast.baselines import BASELINES
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS
-from seqlab.pipelines.forecast import (  # noqa: F401  (READ_KEYS, load_series, windows: re-exported)
-    READ_KEYS,
+from seqlab.pipelines.forecast import (
     ForecastConfig,
     Forecaster,
-    load_series,
-    windows,
 )
-from seqlab.tasks import common
-
-ForecastPipeline = Forecaster  # the name before seqlab.pipelines
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -41,15 +36,15 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _pipe_and_series(a) -> tuple[ForecastPipeline, TimeSeries]:
+def _pipe_and_series(a) -> tuple[Forecaster, TimeSeries]:
     """The model and the series to use: the one stored in the checkpoint unless --data."""
-    pipe = ForecastPipeline.load(a.model, a.device)
+    pipe = Forecaster.load(a.model, a.device)
     s, _ = pipe.series_for(a.data or None)
     return pipe, s
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    pipe = ForecastPipeline.load(a.model, a.device)
+    pipe = Forecaster.load(a.model, a.device)
     methods = a.baselines.split(",") if a.baselines is not None else BASELINES
     r = pipe.backtest(a.data or None, a.backtest, a.stride, a.start or None, methods, a.last_point)
     res = r.pop("results")

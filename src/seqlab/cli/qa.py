@@ -10,16 +10,15 @@ import argparse
 import json
 from pathlib import Path
 
+from seqlab.cli import common
+from seqlab.cli.translate import add_seq2seq_args, warnings_as_lines
 from seqlab.data import read_lines
 from seqlab.data.pairs import read_pairs_table
 from seqlab.errors import UserError
-from seqlab.pipelines.qa import QA, QAConfig, calibrate, tidy  # noqa: F401  (old import path of these names)
-from seqlab.tasks import common
-from seqlab.tasks.translate import add_seq2seq_args, warnings_as_lines
+from seqlab.pipelines.qa import QA, QAConfig
 
 TASK = "qa"
 
-QAPipeline = QA  # the name before seqlab.pipelines
 
 
 @warnings_as_lines

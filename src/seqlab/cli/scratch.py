@@ -14,21 +14,7 @@ import argparse
 import numpy as np
 
 from seqlab.errors import UserError
-
-CELL_NAMES = ("rnn", "rnn_relu", "lstm", "gru")
-
-
-def make_cell(name: str, input_size: int, hidden: int, layers: int = 1, seed: int = 0):
-    """A scratch layer by CLI name ('rnn', 'rnn_relu', 'lstm', 'gru'), float64."""
-    from seqlab.scratch import GRU, LSTM, RNN
-
-    if name in ("rnn", "rnn_relu"):
-        return RNN(input_size, hidden, layers, nonlinearity="relu" if name == "rnn_relu" else "tanh", seed=seed)
-    if name == "lstm":
-        return LSTM(input_size, hidden, layers, seed=seed)
-    if name == "gru":
-        return GRU(input_size, hidden, layers, seed=seed)
-    raise UserError(f"unknown cell {name!r}; choose one of {', '.join(CELL_NAMES)}")
+from seqlab.scratch import CELL_NAMES, make_cell
 
 
 def _cells(text: str) -> list[str]:
@@ -136,7 +122,7 @@ def cmd_memory(a: argparse.Namespace) -> int:
 
     import torch
 
-    from seqlab.tasks.memory import format_table, plot_memory, run_memory
+    from seqlab.pipelines.memory import format_table, plot_memory, run_memory
 
     cells = _cells(a.cells)
     lengths = _ints(a.lengths, "--lengths")

@@ -11,11 +11,10 @@ import signal
 import sys
 
 from seqlab import __version__
+from seqlab.cli import classify, demo, export, forecast, lm, plot, qa, scratch, serve, tag, translate
+from seqlab.cli.common import flag_of
 from seqlab.errors import UserError
-from seqlab.export import export
 from seqlab.pipelines.config import ConfigError
-from seqlab.tasks import classify, demo, forecast, lm, plot, qa, scratch, serve, tag, translate
-from seqlab.tasks.common import flag_of
 
 
 def build_parser() -> argparse.ArgumentParser:

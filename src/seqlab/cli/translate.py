@@ -14,14 +14,14 @@ import time
 import warnings
 from pathlib import Path
 
+from seqlab.cli import common
 from seqlab.data import read_lines
 from seqlab.data.pairs import Pairs, read_pairs_table, read_parallel
 from seqlab.errors import UserError
 from seqlab.models.attention import ATTENTIONS
 from seqlab.models.seq2seq import BRIDGES, DEC_CELLS, TF_DECAYS
-from seqlab.pipelines.seq2seq import Seq2SeqPipeline, SourceTruncated  # noqa: F401  (the old import path)
+from seqlab.pipelines.seq2seq import SourceTruncated
 from seqlab.pipelines.translate import TranslateConfig, Translator
-from seqlab.tasks import common
 
 TASK = "translate"
 

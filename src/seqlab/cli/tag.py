@@ -11,16 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from seqlab.cli import common
 from seqlab.data.conll import FORMATS, detect_format, spans
 from seqlab.data.readers import read_lines
 from seqlab.errors import UserError
 from seqlab.metrics.tagging import format_entity_report
 from seqlab.pipelines.tag import TagConfig, Tagger, check_tags
-from seqlab.tasks import common
 
 TASK = "tag"
 
-TagPipeline = Tagger  # the name before seqlab.pipelines
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -33,7 +32,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    pipe = TagPipeline.load(a.model, a.device)
+    pipe = Tagger.load(a.model, a.device)
     corpus = pipe.read(a.data, a.format, a.word_col, a.tag_col, a.encoding)
     check_tags(corpus, a.scheme or "auto", pipe.data["scheme"])
     m, pred = pipe.score(corpus.words, corpus.tags)
@@ -51,7 +50,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    pipe = TagPipeline.load(a.model, a.device)
+    pipe = Tagger.load(a.model, a.device)
     if a.input and a.texts:
         raise UserError("give sentences on the command line or --input FILE, not both")
     fmt = "text"

@@ -25,7 +25,7 @@ def cmd_hidden(a: argparse.Namespace) -> int:
         tr = toy_trace(a.model[4:], a.text, a.hidden, a.seed)
     else:
         task, pipe = load_model(a.model)
-        tr = trace(task, pipe, a.text, top_k=5)
+        tr = trace(pipe, a.text, top_k=5)
     plot_hidden(tr, a.out, f"{a.model}: {a.text!r}", gates=a.gates)
     print(f"wrote {a.out} ({len(tr.tokens)} steps, {len(tr.unrolled.layers)} layer(s) of {tr.unrolled.cell} "
           f"{tr.unrolled.hidden})")
@@ -39,8 +39,8 @@ def cmd_attention(a: argparse.Namespace) -> int:
     task, pipe = load_model(a.model)
     if task not in ("translate", "qa"):
         raise UserError(f"{a.model} is a '{task}' model; attention belongs to translate and qa (seq2seq) models")
-    inner = pipe if task == "translate" else pipe.inner
-    if task == "qa" and pipe.mode != "seq2seq" or inner.model.attention is None:
+    inner = pipe.generator
+    if inner is None or inner.model.attention is None:
         raise UserError(f"{a.model} has no attention (trained with --attention none or as a classifier)")
     o = inner.generate([a.text], a.beam, attention=True)[0]
     rows = o.tokens + ["<eos>"] * (len(o.attention) - len(o.tokens))

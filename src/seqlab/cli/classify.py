@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlab.cli import common
 from seqlab.data import (
     features,
     read_lines,
@@ -20,15 +21,13 @@ from seqlab.metrics import regression
 from seqlab.metrics.classification import format_confusion
 from seqlab.models.classifier import POOLINGS
 from seqlab.pipelines.classify import Classifier, ClassifyConfig
-from seqlab.tasks import common
 
 TASK = "classify"
 
 
-ClassifyPipeline = Classifier  # the name before seqlab.pipelines
 
 
-def _check_features(pipe: ClassifyPipeline, a: argparse.Namespace) -> None:
+def _check_features(pipe: Classifier, a: argparse.Namespace) -> None:
     """A feature-sequence model reads feature files (--features), a text model reads text."""
     if a.features != (pipe.vocab is None):
         kind = "numeric feature sequences; pass --features" if pipe.vocab is None else "text; drop --features"
@@ -50,7 +49,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    pipe = ClassifyPipeline.load(a.model, a.device)
+    pipe = Classifier.load(a.model, a.device)
     _check_features(pipe, a)
     data = dict(pipe.data)
     for k in ("text_col", "label_col", "delimiter", "encoding"):
@@ -73,7 +72,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    pipe = ClassifyPipeline.load(a.model, a.device)
+    pipe = Classifier.load(a.model, a.device)
     _check_features(pipe, a)
     if a.input and a.texts:
         raise UserError("give texts on the command line or --input FILE, not both")
