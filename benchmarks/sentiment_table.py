@@ -3,7 +3,8 @@ and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded sp
 
     .venv/bin/python benchmarks/sentiment_table.py [--only sst2-bilstm,uci] [--threads 1]
 
-Every model is trained through `seqlab classify train` and scored with `seqlab classify eval`.
+Every model is trained with `seqlab.pipelines.Classifier.fit` (what `seqlab classify train` runs) and
+scored with `Classifier.evaluate` on the test file.
 Prepared copies of the data (the PTB-escaped SST-2 test set made readable, the latin-1 rt-polarity
 files turned into a TSV, the seeded 80/10/10 splits) go to runs/sentiment/data; nothing is copied
 into the project. Results: runs/sentiment/<run>/table_row.json, gathered in
@@ -15,26 +16,24 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 
 from seqlab.data import read_lines, read_table
+from seqlab.pipelines import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sentiment"
 RUNS = ROOT / "runs" / "sentiment"
-SEQLAB = [sys.executable, "-m", "seqlab"]
-
-# the settings behind the README figures (SST-2: 2 layers, 15 minutes of CPU at most)
-MODEL = ["--layers", "2", "--hidden", "256", "--embed", "300", "--dropout", "0.5", "--embed-dropout", "0.3",
-         "--pooling", "max", "--schedule", "linear", "--patience", "0", "--eval-every", "300", "--time", "15"]
+# the settings behind the README figures (SST-2: 2 layers, 15 minutes of CPU at most), as Config names
+MODEL = dict(layers=2, hidden=256, embed=300, dropout=0.5, embed_dropout=0.3, pooling="max", schedule="linear",
+             patience=0, eval_every=300, time=15)
 SST_RUNS = {
-    "sst2-bow": ["--cell", "none", "--pooling", "mean", "--epochs", "4"],
-    "sst2-rnn": ["--cell", "rnn", "--epochs", "4"],
-    "sst2-gru": ["--cell", "gru", "--epochs", "4"],
-    "sst2-lstm": ["--cell", "lstm", "--epochs", "4"],
-    "sst2-bilstm": ["--cell", "lstm", "--bidirectional", "--epochs", "4"],
+    "sst2-bow": dict(cell="none", pooling="mean", epochs=4),
+    "sst2-rnn": dict(cell="rnn", epochs=4),
+    "sst2-gru": dict(cell="gru", epochs=4),
+    "sst2-lstm": dict(cell="lstm", epochs=4),
+    "sst2-bilstm": dict(cell="lstm", bidirectional=True, epochs=4),
 }
 
 
@@ -77,17 +76,13 @@ def prepare() -> dict[str, dict[str, Path]]:
     return sets
 
 
-def run(name: str, files: dict[str, Path], extra: list[str], threads: int) -> dict:
+def run(name: str, files: dict[str, Path], extra: dict, threads: int) -> dict:
     out = RUNS / name
-    cmd = [*SEQLAB, "classify", "train", "--train", str(files["train"]), "--dev", str(files["dev"]),
-           "--text-col", "sentence", *MODEL, *extra, "--threads", str(threads), "--out", str(out), "--overwrite"]
-    print("$", " ".join(cmd[2:]), flush=True)
-    subprocess.run(cmd, check=True)
-    res = json.loads((out / "results.json").read_text())
-    ev = subprocess.run([*SEQLAB, "classify", "eval", "--model", str(out), "--data", str(files["test"]), "--json"],
-                        check=True, capture_output=True, text=True)
-    res["test_accuracy"] = json.loads(ev.stdout)["accuracy"]
-    res["name"] = name
+    settings = {**MODEL, **extra, "text_col": "sentence", "threads": threads}
+    print(f"$ Classifier.fit({files['train'].name}, dev={files['dev'].name}, "
+          + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + ")", flush=True)
+    clf = Classifier.fit(files["train"], files["dev"], out=out, overwrite=True, **settings)
+    res = dict(clf.results, test_accuracy=clf.evaluate(files["test"])["accuracy"], name=name)
     (out / "table_row.json").write_text(json.dumps(res, indent=2))
     return res
 

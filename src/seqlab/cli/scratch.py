@@ -122,7 +122,8 @@ def cmd_memory(a: argparse.Namespace) -> int:
 
     import torch
 
-    from seqlab.pipelines.memory import format_table, plot_memory, run_memory
+    from seqlab.pipelines.memory import format_table, run_memory
+    from seqlab.viz.memory_plot import plot_memory
 
     cells = _cells(a.cells)
     lengths = _ints(a.lengths, "--lengths")

@@ -24,6 +24,7 @@ _LAZY = {
     "QA": "qa", "QAConfig": "qa",
     "Tagger": "tag", "TagConfig": "tag",
     "Forecaster": "forecast", "ForecastConfig": "forecast",
+    "MemoryTask": "memory", "MemoryConfig": "memory",
 }
 
 

@@ -32,16 +32,23 @@ The model is seqlab's own `RecurrentEncoder` (one layer) with a linear head, tra
 picture: the vanilla RNN's error climbs to the baseline as the length grows, while the LSTM (and GRU)
 still solve long lengths, given enough steps.
 
-    rows = run_memory("adding", cells=("rnn", "lstm"), lengths=(10, 50, 100))
+    from seqlab.pipelines import MemoryTask
+    net = MemoryTask.fit(task="copy", cell="lstm", length=50, time="2m")   # one model, the same surface
+    net.evaluate()            # {"accuracy": ..., "baseline": 0.125, "solved": ...} on a fresh test set
+    net.predict(x)            # x (n, time, input_dim) -> sums (n,) or symbols (n, memorize)
+
+    rows = run_memory("adding", cells=("rnn", "lstm"), lengths=(10, 50, 100))   # the experiment
     print(format_table(rows))
-    plot_memory(rows, "memory.png")
+    plot_memory(rows, "memory.png")           # seqlab.viz.memory_plot
 
 or `seqlab scratch memory --task adding --lengths 10,50,100`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +56,16 @@ import torch
 from torch import nn
 
 from seqlab.data.batching import Batch
-from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
-from seqlab.train.trainer import TrainConfig, Trainer
+from seqlab.export import runtime
+from seqlab.models.encoder import CELLS
+from seqlab.models.memory import MemoryNet
+from seqlab.pipelines.base import Pipeline, finish, run_training
+from seqlab.pipelines.config import Config, ConfigError, choice, num, parse_minutes
+from seqlab.pipelines.registry import register_task
+from seqlab.train.checkpoint import task_meta
+from seqlab.train.trainer import TrainConfig
+
+logger = logging.getLogger("seqlab")
 
 TASKS = ("adding", "copy")
 ADDING_SOLVED_MSE = 0.01
@@ -89,30 +104,13 @@ def copy_task(n: int, length: int, seed: int | np.random.Generator = 0, symbols:
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def make_data(task: str, n: int, length: int, seed) -> tuple[torch.Tensor, torch.Tensor]:
+def make_data(task: str, n: int, length: int, seed, symbols: int = 8, memorize: int = 10):
+    """(x, y) of `task` ('adding' or 'copy'); see adding_task and copy_task for the shapes."""
     if task == "adding":
         return adding_task(n, length, seed)
     if task == "copy":
-        return copy_task(n, length, seed)
+        return copy_task(n, length, seed, symbols, memorize)
     raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-
-
-class MemoryNet(nn.Module):
-    """RecurrentEncoder (one layer) + a linear head reading the last step (adding, output (n,)) or
-    the last `answer_steps` steps (copy, logits (n, answer_steps, symbols))."""
-
-    def __init__(self, task: str, cell: str, hidden: int, input_dim: int, symbols: int = 8, memorize: int = 10):
-        super().__init__()
-        self.task, self.answer_steps = task, memorize
-        self.encoder = RecurrentEncoder(EncoderConfig(input_dim=input_dim, hidden=hidden, cell=cell))
-        self.head = nn.Linear(hidden, 1 if task == "adding" else symbols)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (batch, time, input_dim) -> predictions (batch,) or logits (batch, memorize, symbols)."""
-        outputs = self.encoder(x).outputs  # (batch, time, hidden)
-        if self.task == "adding":
-            return self.head(outputs[:, -1]).squeeze(-1)
-        return self.head(outputs[:, -self.answer_steps:])
 
 
 def _loss(task: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -122,7 +120,7 @@ def _loss(task: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: MemoryNet, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> float:
+def score(model: MemoryNet, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> float:
     """Test MSE (adding) or accuracy on the answer steps (copy)."""
     model.eval()
     total = 0.0
@@ -155,8 +153,10 @@ class FreshBatches:
     """`per_epoch` fresh random batches of a task per epoch, the same for the same (seed, epoch), in
     the Batch form the shared Trainer takes: ids = inputs (batch, time, input_dim), targets = y."""
 
-    def __init__(self, task: str, batch: int, length: int, seed: int, per_epoch: int):
+    def __init__(self, task: str, batch: int, length: int, seed: int, per_epoch: int, symbols: int = 8,
+                 memorize: int = 10):
         self.task, self.batch, self.length, self.seed, self.per_epoch = task, batch, length, seed, per_epoch
+        self.symbols, self.memorize = symbols, memorize
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -168,46 +168,146 @@ class FreshBatches:
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.length, 1, self.epoch])
         for _ in range(self.per_epoch):
-            x, y = make_data(self.task, self.batch, self.length, rng)
+            x, y = make_data(self.task, self.batch, self.length, rng, self.symbols, self.memorize)
             yield Batch(x, None, y, torch.arange(len(x)))
+
+
+@dataclass
+class MemoryModel(Config):
+    cell: str = choice("lstm", CELLS)
+    hidden: int = num(64, 1, 65536)
+
+
+@dataclass
+class MemoryData(Config):
+    """The synthetic task: fresh random batches every step, validation and test sets drawn apart."""
+
+    task: str = choice("adding", TASKS)
+    length: int = num(50, 2, 100_000)  # the gap to remember
+    symbols: int = num(8, 1, 1000)  # copy task only
+    memorize: int = num(10, 1, 10_000)  # copy task only
+    test_size: int = num(2000, 1)
+
+
+@dataclass
+class MemoryTrain(Config):
+    steps: int = num(5000, 1)
+    batch: int = num(64, 1)
+    lr: float = num(2e-3, 0.0, lo_open=True)
+    clip: float = num(1.0, 0.0)
+    time: float | str = 1.5  # minutes (or "90s", "2m"); training also stops once the task is solved
+    eval_every: int = num(200, 1)
+    seed: int = num(0, 0)
+    threads: int = num(0, 0)
+
+    def __post_init__(self):
+        if isinstance(self.time, str):
+            try:
+                self.time = parse_minutes(self.time)
+            except ValueError as e:
+                raise ConfigError("train.time", str(e)) from None
+
+    def check(self) -> None:
+        if not 0 < self.time < float("inf"):
+            raise ConfigError("train.time", f"must be a positive duration, not {self.time}")
+
+
+@dataclass
+class MemoryConfig(Config):
+    model: MemoryModel = field(default_factory=MemoryModel)
+    data: MemoryData = field(default_factory=MemoryData)
+    train: MemoryTrain = field(default_factory=MemoryTrain)
+
+    def trainer_config(self) -> TrainConfig:
+        """Adam (no weight decay) with clipping, until `steps`, `time`, or solved with half the allowed
+        error on the validation set (checked every `eval_every` steps)."""
+        t, task = self.train, self.data.task
+        target = 0.5 * ADDING_SOLVED_MSE if task == "adding" else 1 - 0.5 * (1 - COPY_SOLVED_ACCURACY)
+        every = min(t.eval_every, t.steps)
+        return TrainConfig(epochs=-(-t.steps // every), batch_size=t.batch, lr=t.lr, weight_decay=0.0,
+                           clip=t.clip, seed=t.seed, device="cpu", save_every=0, time_budget=t.time * 60,
+                           log_every=every, target=target, patience=0)
+
+
+@register_task
+class MemoryTask(Pipeline):
+    """A recurrent network trained on the adding or copy task (see the module docstring)."""
+
+    task = "memory"
+    Config = MemoryConfig
+
+    def __init__(self, model: MemoryNet, data: dict, config: MemoryConfig | None = None):
+        self.model, self.data, self.config = model, data, config
+
+    @classmethod
+    def fit(cls, config: MemoryConfig | dict | str | None = None, *, out=None, resume: bool = False,
+            overwrite: bool = False, log: Callable[[str], None] | None = None, **overrides) -> MemoryTask:
+        """Train on fresh random batches; `out` (optional) keeps checkpoints, metrics.jsonl and loss.png."""
+        cfg = cls.make_config(config, **overrides)
+        d, t = cfg.data, cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        torch.manual_seed(t.seed)
+        x_val, y_val = make_data(d.task, 500, d.length, [t.seed, d.length, 2], d.symbols, d.memorize)
+        model = MemoryNet(d.task, cfg.model.cell, cfg.model.hidden, x_val.shape[-1], d.symbols, d.memorize)
+        pipe = cls(model, d.to_dict() | {"seed": t.seed}, cfg)  # the seed names the test set
+        st = run_training(pipe, FreshBatches(d.task, t.batch, d.length, t.seed, min(t.eval_every, t.steps), d.symbols,
+                                       d.memorize),
+                          lambda m, b: _loss(d.task, m(b.ids), b.targets), lambda m: {"val": score(m, x_val, y_val)},
+                          metric="val", mode="min" if d.task == "adding" else "max", out=out, resume=resume,
+                          overwrite=overwrite, log=log or logger.info, callbacks=None if out else [],
+                          trainer_config=cfg.trainer_config())
+        finish(pipe, st, pipe.evaluate(), out, prefix="test")
+        return pipe
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out test set of this run's task, length and seed: x (n, time, input_dim), y."""
+        d = self.data
+        return make_data(d["task"], d["test_size"], d["length"], [d.get("seed", 0), d["length"], 3], d["symbols"],
+                         d["memorize"])
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, time, input_dim) -> the sums (n,) (adding) or the reproduced symbols (n, memorize) (copy)."""
+        self.model.eval()
+        out = self.model(torch.as_tensor(x, dtype=torch.float32).to(self.device)).cpu()
+        return out if self.data["task"] == "adding" else out.argmax(-1)
+
+    def evaluate(self, data: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+        """{"mse" or "accuracy", "baseline", "solved"} on (x, y), default this run's test set."""
+        x, y = data if data is not None else self.test_set()
+        task, value = self.data["task"], score(self.model, x, y)
+        return {"mse" if task == "adding" else "accuracy": value, "baseline": baseline(task, y, self.data["symbols"]),
+                "solved": is_solved(task, value), "n": len(x)}
+
+    def meta(self, train_cfg=None) -> dict:
+        tcfg = train_cfg or (self.config.trainer_config() if self.config else TrainConfig())
+        return task_meta(self.task, self.model.cfg, self.data, tcfg, {})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> MemoryTask:
+        cfg, _, model = runtime.load_model(path, cls.task, lambda m: MemoryNet(**m), device)
+        return cls(model, cfg["data"])
 
 
 def train_one(task: str, cell: str, length: int, hidden: int = 64, steps: int = 5000, batch: int = 64,
               lr: float = 2e-3, seed: int = 0, time_budget: float = 60.0, clip: float = 1.0,
               test_size: int = 2000, eval_every: int = 200, out: str | Path | None = None,
               log: Callable[[str], None] | None = print) -> dict:
-    """Train one model with the shared Trainer on fresh random batches until `steps`, `time_budget`
-    seconds, or the task is solved with half the allowed error on a validation set (checked every
-    `eval_every` steps); then score it on a test set. The run (checkpoints, log, loss curve) goes to
-    `out` (default: a temporary directory)."""
-    import tempfile
-
-    torch.manual_seed(seed)
-    x_val, y_val = make_data(task, 500, length, [seed, length, 2])
-    x_test, y_test = make_data(task, test_size, length, [seed, length, 3])
-    model = MemoryNet(task, cell, hidden, input_dim=x_test.shape[-1])
-    mode = "min" if task == "adding" else "max"
-    target = 0.5 * ADDING_SOLVED_MSE if task == "adding" else 1 - 0.5 * (1 - COPY_SOLVED_ACCURACY)
-    cfg = TrainConfig(epochs=-(-steps // eval_every), batch_size=batch, lr=lr, weight_decay=0.0, clip=clip,
-                      seed=seed, device="cpu", save_every=0, time_budget=time_budget, log_every=eval_every,
-                      target=target)
+    """One `MemoryTask.fit` (`time_budget` in seconds) as a row of the experiment's table."""
     prefix = f"  {task} {cell} length {length}: "
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, cfg, out or tmp, lambda m, b: _loss(task, m(b.ids), b.targets),
-                          lambda m: {"val": evaluate(m, x_val, y_val)}, metric="val", mode=mode,
-                          meta={"config.json": {"task": "memory", "memory_task": task, "cell": cell,
-                                                "length": length, "hidden": hidden}},
-                          log=(lambda line: log(prefix + line)) if log else (lambda _: None))
-        state = trainer.fit(FreshBatches(task, batch, length, seed, eval_every))
-    step, seconds = state["step"], state["elapsed"]
-    value = evaluate(model, x_test, y_test)
-    row = {"task": task, "cell": cell, "length": length, "hidden": hidden,
-           "metric": "mse" if task == "adding" else "accuracy", "value": value,
-           "baseline": baseline(task, y_test), "solved": is_solved(task, value),
+    pipe = MemoryTask.fit(task=task, cell=cell, length=length, hidden=hidden, steps=steps, batch=batch, lr=lr,
+                          seed=seed, time=time_budget / 60, clip=clip, test_size=test_size, eval_every=eval_every,
+                          out=out, overwrite=True, log=(lambda line: log(prefix + line)) if log else (lambda _: None))
+    r = pipe.evaluate()
+    metric = "mse" if task == "adding" else "accuracy"
+    step, seconds = pipe.results["steps"], pipe.results["train_seconds"]
+    row = {"task": task, "cell": cell, "length": length, "hidden": hidden, "metric": metric, "value": r[metric],
+           "baseline": r["baseline"], "solved": r["solved"],
            "threshold": f"< {ADDING_SOLVED_MSE}" if task == "adding" else f">= {COPY_SOLVED_ACCURACY}",
            "steps": step, "seconds": round(seconds, 1)}
     if log:
-        log(f"{task} {cell} length {length}: test {row['metric']} {value:.4f} (baseline {row['baseline']:.4f}) "
+        log(f"{task} {cell} length {length}: test {metric} {r[metric]:.4f} (baseline {row['baseline']:.4f}) "
             f"{'solved' if row['solved'] else 'not solved'} after {step} steps, {seconds:.0f}s")
     return row
 
@@ -236,38 +336,3 @@ def format_table(rows: Sequence[dict]) -> str:
                      f"{r['baseline']:.4f} | {'yes' if r['solved'] else 'no'} ({r['threshold']}) | "
                      f"{r['steps']} | {r['seconds']:.0f} |")
     return "\n".join(lines)
-
-
-def plot_memory(rows: Sequence[dict], path: str | Path) -> Path:
-    """Write a PNG: the test metric against sequence length, a line per cell, the baseline dashed;
-    one panel per task (MSE on a log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        mine = [r for r in rows if r["task"] == task]
-        for cell in dict.fromkeys(r["cell"] for r in mine):
-            pts = sorted((r["length"], r["value"]) for r in mine if r["cell"] == cell)
-            ax.plot(*zip(*pts), marker="o", label=cell)
-        lengths = sorted({r["length"] for r in mine})
-        ax.plot(lengths, [np.mean([r["baseline"] for r in mine if r["length"] == n]) for n in lengths],
-                "k--", lw=1, label="memoryless baseline")
-        if task == "adding":
-            ax.axhline(ADDING_SOLVED_MSE, color="g", ls=":", lw=1, label=f"solved (MSE < {ADDING_SOLVED_MSE})")
-            ax.set_yscale("log")
-            ax.set_ylabel("test MSE")
-        else:
-            ax.axhline(COPY_SOLVED_ACCURACY, color="g", ls=":", lw=1, label=f"solved (>= {COPY_SOLVED_ACCURACY})")
-            ax.set_ylabel("test accuracy on the answer steps")
-        ax.set(title=f"{task} task", xlabel="sequence length (gap to remember)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,0 +1,45 @@
+"""The memory experiment's figure: test metric against sequence length, a line per cell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from seqlab.pipelines.memory import ADDING_SOLVED_MSE, COPY_SOLVED_ACCURACY, TASKS
+
+
+def plot_memory(rows: Sequence[dict], path: str | Path) -> Path:
+    """Write a PNG: the test metric against sequence length, a line per cell, the baseline dashed;
+    one panel per task (MSE on a log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for cell in dict.fromkeys(r["cell"] for r in mine):
+            pts = sorted((r["length"], r["value"]) for r in mine if r["cell"] == cell)
+            ax.plot(*zip(*pts), marker="o", label=cell)
+        lengths = sorted({r["length"] for r in mine})
+        ax.plot(lengths, [np.mean([r["baseline"] for r in mine if r["length"] == n]) for n in lengths],
+                "k--", lw=1, label="memoryless baseline")
+        if task == "adding":
+            ax.axhline(ADDING_SOLVED_MSE, color="g", ls=":", lw=1, label=f"solved (MSE < {ADDING_SOLVED_MSE})")
+            ax.set_yscale("log")
+            ax.set_ylabel("test MSE")
+        else:
+            ax.axhline(COPY_SOLVED_ACCURACY, color="g", ls=":", lw=1, label=f"solved (>= {COPY_SOLVED_ACCURACY})")
+            ax.set_ylabel("test accuracy on the answer steps")
+        ax.set(title=f"{task} task", xlabel="sequence length (gap to remember)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
