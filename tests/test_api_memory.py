@@ -31,3 +31,22 @@ def test_copy_task_predicts_symbols_and_names_bad_settings():
         MemoryTask.fit(task="adding", length=1)
     with pytest.raises(ConfigError, match="train.time"):
         MemoryTask.fit(time="soon")
+
+
+def test_memory_plot_draws_each_cell_the_baseline_and_the_threshold(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from seqlab.viz.memory_plot import plot_memory
+
+    rows = [{"task": "copy", "cell": c, "length": n, "value": v, "baseline": 0.125, "solved_at": 0.95,
+             "threshold": ">= 0.95"} for c, pts in (("rnn", ((10, 0.3), (50, 0.13))), ("lstm", ((10, 1.0), (50, 0.97))))
+            for n, v in pts]
+    figs = []
+    monkeypatch.setattr(plt, "close", figs.append)  # keep the figure to read what was drawn
+    plot_memory(rows, tmp_path / "m.png")
+    (ax,) = figs[0].axes
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert list(lines["lstm"].get_ydata()) == [1.0, 0.97] and list(lines["rnn"].get_xdata()) == [10, 50]
+    assert list(lines["memoryless baseline"].get_ydata()) == [0.125, 0.125]
+    assert list(lines["solved (>= 0.95)"].get_ydata()) == [0.95, 0.95]
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

@@ -305,6 +305,7 @@ def train_one(task: str, cell: str, length: int, hidden: int = 64, steps: int = 
     row = {"task": task, "cell": cell, "length": length, "hidden": hidden, "metric": metric, "value": r[metric],
            "baseline": r["baseline"], "solved": r["solved"],
            "threshold": f"< {ADDING_SOLVED_MSE}" if task == "adding" else f">= {COPY_SOLVED_ACCURACY}",
+           "solved_at": ADDING_SOLVED_MSE if task == "adding" else COPY_SOLVED_ACCURACY,
            "steps": step, "seconds": round(seconds, 1)}
     if log:
         log(f"{task} {cell} length {length}: test {metric} {r[metric]:.4f} (baseline {row['baseline']:.4f}) "

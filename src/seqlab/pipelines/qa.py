@@ -278,6 +278,8 @@ class QA(Pipeline):
     def encoder(self) -> torch.nn.Module:
         return self.inner.model.encoder
 
+    tidy = staticmethod(tidy)  # a generated answer as shown: detokenized, capitalised
+
     @property
     def generator(self) -> Seq2SeqPipeline | None:
         """The seq2seq model that writes answers, or None in classify mode (it picks a training answer)."""

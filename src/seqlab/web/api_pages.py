@@ -49,10 +49,8 @@ def seq2seq(req: Seq2SeqRequest, request: Request) -> dict:
     out = {"model": req.model, "task": task, "output": o.text, "tokens": rows, "src_tokens": o.src_tokens,
            "attention": num(o.attention) if has_att else None, "score": o.score, "mean_logprob": o.mean_logprob}
     if hasattr(pipe, "threshold"):  # an answer: tidied, with its confidence and the abstain threshold
-        from seqlab.pipelines.qa import tidy
-
         thr = pipe.threshold
-        out.update(output=tidy(o.text), confidence=o.mean_logprob, threshold=thr if np.isfinite(thr) else None)
+        out.update(output=pipe.tidy(o.text), confidence=o.mean_logprob, threshold=thr if np.isfinite(thr) else None)
     return out
 
 
