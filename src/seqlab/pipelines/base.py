@@ -183,9 +183,11 @@ def _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, re
     return st
 
 
-def finish(pipe: Pipeline, st: dict, metrics: dict, out=None, prefix: str = "dev") -> dict:
-    """pipe.results (and results.json in the run directory): the best model's dev metrics and the run's figures."""
+def finish(pipe: Pipeline, st: dict, metrics: dict, out=None, prefix: str = "dev", extra: dict | None = None) -> dict:
+    """pipe.results (and results.json in the run directory): the best model's `metrics` (named
+    `prefix`_name), `extra` figures (already named) and the run's figures."""
     res = {f"{prefix}_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "n"}
+    res |= extra or {}
     res |= {"best_epoch": st.get("best_epoch"), "train_seconds": round(st.get("elapsed", 0.0), 1),
             "steps": st.get("step"), "parameters": st.get("parameters")}
     pipe.results = res

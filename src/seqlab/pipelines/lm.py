@@ -53,6 +53,7 @@ from seqlab.pipelines.base import Pipeline, Steps, finish, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
+from seqlab.train.callbacks import SampleText
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig
 
@@ -97,6 +98,7 @@ class LMTrain(TrainSettings):
     schedule: str = choice("cosine", SCHEDULES)
     amp: str = choice("auto", (*AMP, "auto"))
     dev_fraction: float = num(0.1, 0.0, 1.0, lo_open=True, hi_open=True)  # the CLI's --valid-fraction
+    sample_every: int = num(0, 0)  # write a short sample every N evaluations (epochs); 0 = never
 
 
 @dataclass
@@ -160,7 +162,7 @@ def unigram_bits(ids: torch.Tensor) -> float:
     """Entropy of the token frequencies in bits/token: the loss of the best context-free model."""
     counts = torch.tensor(list(Counter(ids.tolist()).values()), dtype=torch.float64)
     p = counts / counts.sum()
-    return float(-(p * p.log2()).sum())
+    return max(0.0, float(-(p * p.log2()).sum()))  # one token type: 0.0, never -0.0
 
 
 # ---- the training step ---------------------------------------------------------------------------
@@ -263,12 +265,24 @@ class LM(Pipeline):
         log(f"train {len(train_ids):,} {dc.level} tokens as {batches.batch} streams of {batches.stream_len:,} "
             f"({len(batches)} steps/epoch); valid {valid_src}; vocab {len(vocab)}; {n_params:,} parameters"
             f"{', tied weights' if mcfg.tied else ''}; unigram entropy {unigram_bits(train_ids):.3f} bits/token")
+        if cfg.train.sample_every:  # a SampleText callback beside the run's own (metrics.jsonl, loss.png, ...)
+            if callbacks is None:
+                from seqlab.train.callbacks import default_callbacks
+
+                callbacks = default_callbacks(out, cfg.train.logger)
+            callbacks = [*callbacks, SampleText(pipe._progress_sample(cfg.train.seed), cfg.train.sample_every, log)]
         st = run_training(pipe, batches, CarriedStateStep(batches), eval_fn, metric="loss", mode="min",
                           default_epochs=DEFAULT_EPOCHS, out=out, resume=resume, overwrite=overwrite,
                           callbacks=callbacks, log=log, trainer_config=tcfg)
         res = pipe.evaluate(valid_text, valid_src)
         finish(pipe, st, {k: res[k] for k in keep}, out, prefix="valid")
         return pipe
+
+    def _progress_sample(self, seed: int, length: int | None = None) -> Callable[[int], str]:
+        """sample(k): the k-th short sample during training (its own seeded generator; 200 characters,
+        or 50 words or subwords)."""
+        length = length or (200 if self.level == "char" else 50)
+        return lambda k: self.generate("", length=length, temperature=0.8, seed=seed * 1000 + k)
 
     # ---- text <-> ids ------------------------------------------------------------------------
     @property
@@ -290,6 +304,14 @@ class LM(Pipeline):
 
     def decode(self, ids) -> str:
         return "".join(self.token_text(int(i)) for i in ids)
+
+    @property
+    def banned_ids(self) -> list[int]:
+        """Token ids generation never writes: the special tokens (<pad>, <unk>, <bos>, ...). <eos> is one
+        of them at the char level, where no token means a line end (the newline character does); at the
+        word and subword levels <eos> ends every line of the training text and prints as a newline."""
+        keep = {EOS} if self.level != "char" else set()
+        return [self.vocab.stoi[t] for t in self.vocab.specials if t not in keep and t in self.vocab.stoi]
 
     def encode_prime(self, prime: str) -> list[int]:
         """Ids to start generation from. Char level: the prime's characters, each of which must be
@@ -332,7 +354,8 @@ class LM(Pipeline):
         if on_token is not None and n == 1:
             def on_step(t, tokens):
                 on_token(self.token_text(int(tokens[0])))
-        rows = sample_tokens(self.model, prime_ids, length, n, temperature, top_k, top_p, gen, greedy, on_step)
+        rows = sample_tokens(self.model, prime_ids, length, n, temperature, top_k, top_p, gen, greedy, on_step,
+                             banned=self.banned_ids)
         sep = "" if self.level == "char" or not prime else " "
         texts = [prime + sep + self.decode(row) for row in rows]
         return texts[0] if n == 1 else texts

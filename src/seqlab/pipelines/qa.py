@@ -41,7 +41,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics.seq2seq import answer_tokens, exact_match, token_f1
 from seqlab.models.classifier import ClassifierConfig, TextClassifier
-from seqlab.pipelines.base import Pipeline, Steps, check_out_dir, run_training
+from seqlab.pipelines.base import Pipeline, Steps, check_out_dir, finish, run_training
 from seqlab.pipelines.classify import Classifier
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
@@ -52,7 +52,6 @@ from seqlab.pipelines.seq2seq import (
     Seq2SeqTrain,
     as_pairs,
     build,
-    finish_with,
     load_parts,
     train_seq2seq,
 )
@@ -220,7 +219,7 @@ class QA(Pipeline):
         if m_valid:
             m_valid = pipe._metrics(valid.src, valid.tgt)
             extra.update(valid_exact_match=m_valid["exact_match"], valid_answered=m_valid["answered"])
-        finish_with(pipe, st, extra, out)
+        finish(pipe, st, {}, out, extra=extra)
         return pipe
 
     @classmethod

@@ -32,7 +32,7 @@ from seqlab.models.seq2seq import (
     decoder_inputs,
     seq2seq_loss,
 )
-from seqlab.pipelines.base import Steps, finish, run_training, shown, write_text_atomic
+from seqlab.pipelines.base import Steps, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.checkpoint import task_meta
@@ -309,14 +309,3 @@ def train_seq2seq(pipe, core: Seq2SeqPipeline, train: Pairs, eval_fn, metric: st
 
     return run_training(pipe, batches, step_fn, eval_fn, metric=metric, mode=mode, out=out, resume=resume,
                         overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg)
-
-
-def finish_with(pipe, st: dict, extra: dict, out=None) -> dict:
-    """pipe.results = the run's figures (base.finish) and `extra` (already named), also as results.json."""
-    res = finish(pipe, st, {}, None) | extra
-    pipe.results = res
-    if out is not None:
-        import json
-
-        write_text_atomic(Path(out) / "results.json", json.dumps(res, indent=2) + "\n")
-    return res

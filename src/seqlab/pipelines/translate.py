@@ -19,7 +19,7 @@ from pathlib import Path
 
 from seqlab.data.pairs import TUTORIAL_PREFIXES, Pairs, filter_pairs, normalize, read_pairs_table, split_pairs
 from seqlab.errors import UserError
-from seqlab.pipelines.base import Pipeline, check_out_dir, write_text_atomic
+from seqlab.pipelines.base import Pipeline, check_out_dir, finish, write_text_atomic
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.seq2seq import (
@@ -29,7 +29,6 @@ from seqlab.pipelines.seq2seq import (
     Seq2SeqTrain,
     as_pairs,
     build,
-    finish_with,
     load_parts,
     train_seq2seq,
 )
@@ -170,7 +169,7 @@ class Translator(Seq2SeqPipeline, Pipeline):
                                   f"{key}_exact_match": round(m["exact_match"], 4)})
                     log(f"{name} {'greedy' if beam == 1 else f'beam {beam}'}: BLEU {m['bleu']:.2f}  "
                         f"chrF {m['chrf']:.2f}  exact match {m['exact_match']:.2%}  ({m['n']} pairs)")
-        finish_with(pipe, st, extra, out)
+        finish(pipe, st, {}, out, extra=extra)
         return pipe
 
     # ---- inference -----------------------------------------------------------------------------
