@@ -43,6 +43,8 @@ MODELS = {  # name: (task, model config, data)
     "forecast-direct-gaussian": ("forecast", ForecasterConfig(enc(vocab_size=0, input_dim=1), 1, 0, 4), {}),
     "forecast-seq2seq-covariates": ("forecast", ForecasterConfig(enc(vocab_size=0, input_dim=3, cell="gru"), 1, 2, 4,
                                                                  "seq2seq", "none", "mean"), {}),
+    "forecast-window-norm-season": ("forecast", ForecasterConfig(enc(vocab_size=0, input_dim=1), 1, 0, 6,
+                                                                 window_norm="season", season=12), {}),
 }
 
 

@@ -282,6 +282,7 @@ def _inputs_tag(model: nn.Module, batch: int, time: int, g: torch.Generator):
 
 def _inputs_forecast(model: nn.Module, batch: int, time: int, g: torch.Generator):
     cfg = model.cfg
+    time = max(time, cfg.season if cfg.window_norm == "season" else 1)  # a window holds at least one season
     x = torch.randn(batch, time, cfg.targets + cfg.covariates, generator=g)
     return {"forward": (x, torch.randn(batch, cfg.horizon, cfg.covariates, generator=g))}
 
