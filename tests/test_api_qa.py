@@ -61,3 +61,25 @@ def test_time_without_epochs_trains_and_writes_best(qa_csv, tmp_path, mode, caps
     assert (out / "best" / "model.safetensors").is_file() and (out / "results.json").is_file()
     assert json.loads((out / "best" / "config.json").read_text())["train"]["epochs"] == 0
     assert "abstain threshold" in capsys.readouterr().out
+
+
+def test_seen_questions_are_answered_when_the_held_out_ones_cannot_be_known():
+    """A conversational file: every held-out answer is new, so all held-out guesses are wrong. Calibrated
+    on those alone the threshold rose above every confidence and the model abstained on the questions
+    it was taught; calibrated on seen questions too, it answers them and still abstains on unknowns."""
+    rows = [(f"tell me about {c} number {i}", f"{c[::-1]}{i}") for i, c in enumerate(C * 3)]
+    qa = QA.fit(rows, mode="classify", dev_fraction=0.2, **TINY)
+    assert qa.results["valid_exact_match"] == 0.0  # nothing held out can be known
+    assert qa.results["train_answered"] >= 0.9 and qa.results["train_exact_match"] >= 0.9
+    assert qa.results["valid_answered"] <= 0.2  # and it still abstains on what it cannot know
+
+
+def test_calibration_counts_seen_questions_as_ones_to_answer():
+    from seqlab.pipelines.qa import calibrate
+
+    held_conf, held_right = [-0.5, -0.6, -0.7, -0.4], [False, False, False, True]  # confident, mostly wrong
+    seen_conf, seen_right = [-0.8, -0.9, -1.0, -0.3, -0.85], [True] * 5  # long answers, taught, right
+    alone = calibrate(held_conf, held_right)
+    both = calibrate(held_conf + seen_conf, held_right + seen_right)
+    assert sum(c >= alone for c in seen_conf) == 1  # held-out questions alone: abstain on 4 of 5 seen
+    assert all(c >= both for c in seen_conf)  # with the seen ones: answer every taught question

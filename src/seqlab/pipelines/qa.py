@@ -210,7 +210,11 @@ class QA(Pipeline):
 
             st = run_training(pipe, batches, step_fn, eval_fn, metric="score", mode="max", trainer_config=tcfg, **kw)
         m_valid = pipe._metrics(valid.src, valid.tgt) if len(valid) else None
-        data["threshold"] = calibrate(m_valid["conf"], m_valid["right"]) if m_valid else None
+        if m_valid:  # calibrate on held-out questions *and* seen ones: a question the model was taught is
+            m_cal = pipe._metrics(seen.src, seen.tgt)  # one it should answer, whatever the held-out part holds
+            data["threshold"] = calibrate(m_valid["conf"] + m_cal["conf"], m_valid["right"] + m_cal["right"])
+        else:
+            data["threshold"] = None
         if run_dir is not None:
             save_checkpoint(run_dir / "best", pipe.model, pipe.meta())  # the same weights, now with the threshold
         m_seen = pipe._metrics(train_p.src, train_p.tgt)
