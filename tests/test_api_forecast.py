@@ -113,3 +113,32 @@ def test_config_round_trips_and_names_bad_parameters():
         ForecastConfig().with_values(fill="guess").validate()
     with pytest.raises(ConfigError, match=r"horizn is not a setting"):
         Forecaster.fit([1.0] * 50, horizn=3)
+
+
+def test_lookback_from_the_data_lets_a_short_series_train(capsys):
+    """6 years of monthly data, a 12-step horizon: a fixed lookback of 36 could not train at all."""
+    lines = []
+    fc = Forecaster.fit(_monthly(72), horizon=12, hidden=8, epochs=2, threads=1, save_every=0, log=lines.append)
+    assert fc.lookback == 23  # three seasons would be 36; 46 training steps leave room for 23 + 12 windows
+    assert any(line.startswith("lookback 23 (from the data: 3 seasons of 12 would be 36") for line in lines)
+    assert len(fc.predict()) == 12
+    long = Forecaster.fit(_monthly(240), horizon=12, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
+    assert long.lookback == 36  # a long monthly series: three seasons
+    quarterly = pd.Series(np.arange(60.0) % 4 + 10, index=pd.date_range("2000-01", periods=60, freq="QS"))
+    q = Forecaster.fit(quarterly, horizon=8, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
+    assert q.lookback == 12 and q.data["season"] == 4
+
+
+def test_default_eval_fits_the_test_part_the_defaults_chose(tmp_path, capsys):
+    """A quarterly series: the test part holds one 8-step forecast; `forecast eval` with no flags
+    (the command `train` prints) must backtest it rather than ask for --backtest 1."""
+    csv = tmp_path / "q.csv"
+    t = pd.date_range("1990-01", periods=48, freq="QS")
+    csv.write_text("quarter,value\n" + "".join(f"{d:%Y-%m-%d},{10 + i % 4 + 0.1 * i}\n" for i, d in enumerate(t)))
+    out = tmp_path / "run"
+    assert main(["forecast", "train", "--data", str(csv), "--target", "value", "--horizon", "8", "--hidden", "8",
+                 "--epochs", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "eval", "--model", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["origins"] >= 1

@@ -42,7 +42,9 @@ from seqlab.forecast.baselines import BASELINES
 from seqlab.forecast.series import (
     OBJECT_SOURCE,
     READ_KEYS,
+    auto_lookback,
     load_series,
+    lookback_reason,
     series_from_json,
     series_from_object,
     series_to_json,
@@ -61,6 +63,7 @@ from seqlab.train.trainer import TrainConfig
 TASK = "forecast"
 LEVELS = (0.8, 0.95)
 DEFAULT_EPOCHS = 100
+DEFAULT_ORIGINS = 5  # forecast origins of a default backtest (fewer where the test part holds fewer)
 
 
 @dataclass
@@ -92,7 +95,7 @@ class ForecastData(Config):
     freq: str | None = None  # a plain array's frequency (e.g. "MS"); sets the default season
     delimiter: str | None = None
     encoding: str = "utf-8"
-    lookback: int = num(36, 1)  # past steps the model reads
+    lookback: int | None = num(None, 1, allow_none=True)  # past steps the model reads; None: from the data
     test: int | None = num(None, 0, allow_none=True)  # None: 20% of the series
     test_start: str | None = None  # first time of the test part (instead of test)
     dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon; 0: none
@@ -163,14 +166,18 @@ class Forecaster(Pipeline):
              "delimiter": dc.delimiter, "encoding": dc.encoding, "fill": dc.fill, "time_format": dc.time_format,
              "season": dc.season}
         s = load_series(d) if isinstance(series, (str, Path)) else series_from_object(series, d, dc.freq)
-        dev_start, test_start = split_series(s, m.horizon, dc.lookback, dc.test, dc.test_start, dc.dev)
+        lookback = dc.lookback or auto_lookback(s, m.horizon, dc.test, dc.test_start, dc.dev)
+        if dc.lookback is None:
+            log(f"lookback {lookback} (from the data: {lookback_reason(s, m.horizon, lookback)}; "
+                "set lookback to choose)")
+        dev_start, test_start = split_series(s, m.horizon, lookback, dc.test, dc.test_start, dc.dev)
         scaler = Scaler.fit(s.values[:test_start], dc.log_scale, s.source)
         cov_scaler = Scaler.fit(s.covariates[:test_start]) if s.covariates.shape[1] else None
         calendar = dc.calendar and s.season > 1
         d.update(targets=s.targets, covariates=s.covariate_names, season=s.season, freq=s.freq, calendar=calendar,
-                 lookback=dc.lookback, n=s.n, test_start=test_start, dev_start=dev_start,
+                 lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
-        if m.window_norm == "season" and not 1 < s.season <= dc.lookback:
+        if m.window_norm == "season" and not 1 < s.season <= lookback:
             raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
                             "--season) and a --lookback of at least one season")
         k = s.covariates.shape[1] + (2 if calendar else 0)
@@ -183,11 +190,11 @@ class Forecaster(Pipeline):
         except ValueError as e:
             raise UserError(str(e)) from None
         pipe = cls(model, scaler, cov_scaler, d, s, cfg)
-        x, fut, y = windows(pipe, s, window_origins(0, dev_start, dc.lookback, m.horizon), dev_start)
+        x, fut, y = windows(pipe, s, window_origins(0, dev_start, lookback, m.horizon), dev_start)
         batches = WindowBatcher(x, fut, y, tcfg.batch_size, shuffle=True, seed=cfg.train.seed)
         eval_fn = None
         if dev_start < test_start:
-            dev = windows(pipe, s, window_origins(dev_start, test_start, dc.lookback, m.horizon), test_start)
+            dev = windows(pipe, s, window_origins(dev_start, test_start, lookback, m.horizon), test_start)
 
             @torch.no_grad()
             def eval_fn(model):
@@ -324,18 +331,19 @@ class Forecaster(Pipeline):
         fc = self.forecast(s, np.array([at]), levels)
         return pd.DataFrame(self.rows(s, at, fc, int(horizon), labels=False))
 
-    def backtest(self, series=None, backtest: int | None = 5, stride: int | None = None, start=None,
+    def backtest(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
                  baselines=BASELINES, last_point: bool = False) -> dict:
         """Rolling-origin backtest (what `seqlab forecast eval` prints): the run's facts and
         {"results": {"rnn": metrics, baseline: metrics, ...}}. On the training series only origins in its
-        test part are allowed; `backtest` None takes as many as fit there (one every `stride` steps)."""
+        test part are allowed; `backtest` None takes as many as fit there (one every `stride` steps), at
+        most DEFAULT_ORIGINS, so the default always fits the test part the training chose."""
         s, same = self.series_for(series)
         H, season = self.horizon, self.data["season"]
         stride = stride or H
         earliest = self.data["test_start"] if same else self.lookback
         first = s.locate(str(start)) if start is not None else None
         if backtest is None and first is None:
-            backtest = max(1, (s.n - H - max(earliest, 1)) // stride + 1)
+            backtest = max(1, min(DEFAULT_ORIGINS, (s.n - H - max(earliest, 1)) // stride + 1))
         origins = rolling_origins(s.n, H, backtest, stride, first, earliest, s.label)
         scale = mase_scale(s.values[: self.data["test_start"] if same else int(origins[0])], season)
         methods = [m for m in baselines if m]
@@ -352,7 +360,8 @@ class Forecaster(Pipeline):
                  baselines=("naive", "seasonal_naive"), last_point: bool = False) -> dict:
         """Backtest metrics of the model: mae, rmse, smape, mape, mase (and coverage80/95 of its intervals),
         n, origins, and "baselines": {name: metrics} for `baselines` (any of naive, seasonal_naive, ets,
-        arima), all refitted at every origin. Default: every non-overlapping origin of the test part."""
+        arima), all refitted at every origin. Default: up to DEFAULT_ORIGINS non-overlapping origins of
+        the test part."""
         r = self.backtest(series, backtest, stride, start, baselines, last_point)
         out = dict(r["results"]["rnn"])
         out["origins"] = r["origins"]
