@@ -76,9 +76,9 @@ def prepare() -> dict[str, dict[str, Path]]:
     return sets
 
 
-def run(name: str, files: dict[str, Path], extra: dict, threads: int) -> dict:
+def run(name: str, files: dict[str, Path], settings: dict, threads: int) -> dict:
     out = RUNS / name
-    settings = {**MODEL, **extra, "text_col": "sentence", "threads": threads}
+    settings = {**settings, "text_col": "sentence", "threads": threads}
     print(f"$ Classifier.fit({files['train'].name}, dev={files['dev'].name}, "
           + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + ")", flush=True)
     clf = Classifier.fit(files["train"], files["dev"], out=out, overwrite=True, **settings)
@@ -90,19 +90,24 @@ def run(name: str, files: dict[str, Path], extra: dict, threads: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated run names (default: all): "
-                    + ", ".join([*SST_RUNS, "uci", "rt-polarity"]))
+                    + ", ".join([*SST_RUNS, "uci", "rt-polarity"]) + ", and DATA-defaults, DATA-bow-defaults "
+                    "for DATA in sst2, uci, rt-polarity (every setting at its default)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     a = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found (place ../shared beside the project)")
         return 0
     sets = prepare()
-    todo = {**{k: ("sst2", v) for k, v in SST_RUNS.items()},
-            "uci": ("uci", SST_RUNS["sst2-bilstm"]), "rt-polarity": ("rt-polarity", SST_RUNS["sst2-bilstm"])}
+    todo = {**{k: ("sst2", {**MODEL, **v}) for k, v in SST_RUNS.items()},
+            "uci": ("uci", {**MODEL, **SST_RUNS["sst2-bilstm"]}),
+            "rt-polarity": ("rt-polarity", {**MODEL, **SST_RUNS["sst2-bilstm"]})}
+    for ds in ("sst2", "uci", "rt-polarity"):  # what a user gets: nothing set, and the baseline beside it
+        todo[f"{ds}-defaults"] = (ds, {})
+        todo[f"{ds}-bow-defaults"] = (ds, {"cell": "none", "pooling": "mean"})
     only = [x for x in a.only.split(",") if x]
-    for name, (ds, extra) in todo.items():
+    for name, (ds, settings) in todo.items():
         if not only or name in only:
-            run(name, sets[ds], extra, a.threads)
+            run(name, sets[ds], settings, a.threads)
     rows = [RUNS / name / "table_row.json" for name in todo]  # also rows from earlier invocations
     results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}
     (RUNS / "results.json").write_text(json.dumps(results, indent=2))
