@@ -3,6 +3,7 @@
 anchor (MAPE, darts' protocol: forecasts from 1959-01 onward, horizon 6, stride 1).
 
     .venv/bin/python benchmarks/forecast_table.py [--only air,co2] [--out runs/forecast] [--threads 1]
+    .venv/bin/python benchmarks/forecast_table.py --defaults        # no per-series settings at all
 
 Every model is trained with `seqlab forecast train` on the part of the series before its test part
 (no retraining during the backtest) and scored with `seqlab forecast eval`, which refits the
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = ROOT.parent / "shared" / "data" / "timeseries"
@@ -99,6 +102,52 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# --defaults: what a user gets. Only the data and the horizon (and --fill where the file has gaps);
+# the test part is the default last 20%, backtested from its start every `horizon` steps.
+DEFAULTS = {
+    "air": (str(TS / "airline-passengers.csv"), 12, {}),
+    "temperatures": (str(TS / "daily-min-temperatures.csv"), 7, {"fill": "interpolate"}),
+    "sunspots-monthly": (str(TS / "monthly-sunspots.csv"), 12, {}),
+    "co2": ("statsmodels:co2", 12, {}),
+    "elnino": ("statsmodels:elnino", 12, {}),
+    "nile": ("statsmodels:nile", 5, {}),
+}
+
+
+def defaults_table(names: list[str], out: Path, threads: int) -> None:
+    """Train each series with the defaults through the library and backtest against every baseline."""
+    from seqlab.pipelines import Forecaster
+
+    path = out / "defaults.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        data, horizon, extra = DEFAULTS[name]
+        lines = []
+        t = time.perf_counter()
+        fc = Forecaster.fit(data, horizon=horizon, threads=threads, save_every=0, log=lines.append, **extra)
+        secs = time.perf_counter() - t
+        chosen = next((x for x in lines if x.startswith("defaults from the data")), "")
+        r = fc.backtest(None, None, horizon, fc.data["test_start_time"], ("naive", "seasonal_naive", "ets", "arima"))
+        results[name] = {"mase": {k: v["mase"] for k, v in r["results"].items()}, "origins": r["origins"],
+                         "season": fc.data["season"], "chosen": chosen, "train_seconds": round(secs, 1),
+                         "coverage80": r["results"]["rnn"].get("coverage80"),
+                         "coverage95": r["results"]["rnn"].get("coverage95")}
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{name}: {chosen}", file=sys.stderr, flush=True)
+    ratios = []
+    print("| series | season | forecasts | " + " | ".join(METHODS) + " | RNN / best of ETS, ARIMA | 80% / 95% |")
+    print("|---|" + "---|" * (len(METHODS) + 4))
+    for name, r in results.items():
+        m = r["mase"]
+        ratio = m["rnn"] / min(m["ets"], m["arima"])
+        ratios.append(ratio)
+        print(f"| {name} | {r['season']} | {r['origins']} | " + " | ".join(f"{m[k]:.3f}" for k in METHODS)
+              + f" | {ratio:.2f} | {r['coverage80']:.2f} / {r['coverage95']:.2f} |")
+    beats = sum(r["mase"]["rnn"] < r["mase"]["seasonal_naive"] for r in results.values())
+    print(f"\nbeats seasonal naive on {beats} of {len(results)}; geometric mean of MASE(RNN) / MASE(best of ETS, "
+          f"ARIMA) = {float(np.exp(np.mean(np.log(ratios)))):.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERIES)},anchor")
@@ -106,9 +155,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per training run")
     p.add_argument("--seed", type=int, default=1, help="training seed")
     p.add_argument("--eval-only", action="store_true", help="reuse the trained models in --out")
+    p.add_argument("--defaults", action="store_true", help="train with no per-series settings (see DEFAULTS)")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.defaults:
+        defaults_table(a.only.split(",") if a.only else list(DEFAULTS), out, a.threads)
+        return
     names = a.only.split(",") if a.only else [*SERIES, "anchor"]
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}

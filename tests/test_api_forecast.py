@@ -120,7 +120,7 @@ def test_lookback_from_the_data_lets_a_short_series_train(capsys):
     lines = []
     fc = Forecaster.fit(_monthly(72), horizon=12, hidden=8, epochs=2, threads=1, save_every=0, log=lines.append)
     assert fc.lookback == 23  # three seasons would be 36; 46 training steps leave room for 23 + 12 windows
-    assert any(line.startswith("lookback 23 (from the data: 3 seasons of 12 would be 36") for line in lines)
+    assert any("lookback 23 (3 seasons of 12 would be 36" in line for line in lines)
     assert len(fc.predict()) == 12
     long = Forecaster.fit(_monthly(240), horizon=12, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
     assert long.lookback == 36  # a long monthly series: three seasons

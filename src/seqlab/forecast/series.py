@@ -137,15 +137,20 @@ def series_from_json(j: dict, data: dict) -> TimeSeries:
                       str(data["data"]))
 
 
+def test_start_of(s: TimeSeries, horizon: int, test: int | None = None, test_start: str | None = None) -> int:
+    """The first step of the test part: `test_start` (a time), or `test` steps (default 20%, at least
+    one horizon) before the end."""
+    if test_start:
+        return s.locate(test_start)
+    return s.n - (test if test is not None else max(horizon, round(0.2 * s.n)))
+
+
 def split_series(s: TimeSeries, horizon: int, lookback: int, test: int | None = None,
                  test_start: str | None = None, dev: int | None = None) -> tuple[int, int]:
     """(dev_start, test_start): train on [0, dev_start), select on [dev_start, test_start)."""
     n, h = s.n, horizon
     check_length(n, lookback, h, s.source)
-    if test_start:
-        test_at = s.locate(test_start)
-    else:
-        test_at = n - (test if test is not None else max(h, round(0.2 * n)))
+    test_at = test_start_of(s, horizon, test, test_start)
     dev = dev if dev is not None else max(h, round(0.1 * test_at))
     if test_at > n or dev < 0:
         raise UserError("--test and --dev must not be negative")

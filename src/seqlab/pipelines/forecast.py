@@ -19,7 +19,7 @@ trained in. Checkpoints written before that re-read the file named in config.jso
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -36,6 +36,7 @@ from seqlab.data.timeseries import (
 from seqlab.data.windows import WindowBatcher, gather, window_origins
 from seqlab.errors import UserError
 from seqlab.export import runtime
+from seqlab.forecast.auto import choose
 from seqlab.forecast.backtest import Forecasts, rolling_origins
 from seqlab.forecast.backtest import backtest as run_backtest
 from seqlab.forecast.baselines import BASELINES
@@ -49,6 +50,7 @@ from seqlab.forecast.series import (
     series_from_object,
     series_to_json,
     split_series,
+    test_start_of,
 )
 from seqlab.metrics.forecast import mase_scale
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS, ForecasterConfig
@@ -75,9 +77,9 @@ class ForecastModel(EncoderSettings):
     horizon: int = num(12, 1)  # steps forecast at once
     decoder: str = choice("direct", DECODERS)
     likelihood: str = choice("gaussian", LIKELIHOODS)
-    window_norm: str = choice("last", WINDOW_NORMS)
+    window_norm: str | None = choice(None, WINDOW_NORMS, allow_none=True)  # None: season if seasonal, else last
     teacher_forcing: float = num(1.0, 0.0, 1.0)
-    ensemble: int = num(1, 1, 1024)
+    ensemble: int | None = num(None, 1, 1024, allow_none=True)  # None: 5 for short series, else 1
     head_dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
 
 
@@ -99,8 +101,8 @@ class ForecastData(Config):
     test: int | None = num(None, 0, allow_none=True)  # None: 20% of the series
     test_start: str | None = None  # first time of the test part (instead of test)
     dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon; 0: none
-    log_scale: bool = False  # the CLI's --log: model the log of the series
-    calendar: bool = False  # the position in the season as known covariates
+    log_scale: bool | None = None  # the CLI's --log: model the log; None: when the seasonal swing grows
+    calendar: bool | None = None  # the position in the season as known covariates; None: when seasonal
 
 
 @dataclass
@@ -166,24 +168,34 @@ class Forecaster(Pipeline):
              "delimiter": dc.delimiter, "encoding": dc.encoding, "fill": dc.fill, "time_format": dc.time_format,
              "season": dc.season}
         s = load_series(d) if isinstance(series, (str, Path)) else series_from_object(series, d, dc.freq)
+        # settings left None are chosen from the part before the test part (a given one always wins)
+        before_test = max(2, min(s.n, test_start_of(s, m.horizon, dc.test, dc.test_start)))
+        auto = choose(s.values[:before_test, 0], s.season, log_scale=dc.log_scale, window_norm=m.window_norm,
+                      calendar=dc.calendar, ensemble=m.ensemble, season_given=dc.season is not None)
+        s = replace(s, season=auto.season)
         lookback = dc.lookback or auto_lookback(s, m.horizon, dc.test, dc.test_start, dc.dev)
         if dc.lookback is None:
-            log(f"lookback {lookback} (from the data: {lookback_reason(s, m.horizon, lookback)}; "
-                "set lookback to choose)")
+            auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback)})")
+        if m.window_norm is None and auto.window_norm == "season" and lookback < s.season:
+            auto.window_norm = "last"
+        if auto.reasons:
+            log(auto.line() + " (set any of them to choose)")
+        window_norm, ensemble = auto.window_norm, auto.ensemble
         dev_start, test_start = split_series(s, m.horizon, lookback, dc.test, dc.test_start, dc.dev)
-        scaler = Scaler.fit(s.values[:test_start], dc.log_scale, s.source)
+        scaler = Scaler.fit(s.values[:test_start], auto.log_scale, s.source)
         cov_scaler = Scaler.fit(s.covariates[:test_start]) if s.covariates.shape[1] else None
-        calendar = dc.calendar and s.season > 1
+        calendar = auto.calendar and s.season > 1
         d.update(targets=s.targets, covariates=s.covariate_names, season=s.season, freq=s.freq, calendar=calendar,
                  lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
-        if m.window_norm == "season" and not 1 < s.season <= lookback:
+        d.update(log_scale=auto.log_scale, window_norm=window_norm, ensemble=ensemble)  # what was chosen
+        if window_norm == "season" and not 1 < s.season <= lookback:
             raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
                             "--season) and a --lookback of at least one season")
         k = s.covariates.shape[1] + (2 if calendar else 0)
         enc = m.encoder_config(0, 0, input_dim=len(s.targets) + k)
-        mcfg = ForecasterConfig(enc, len(s.targets), k, m.horizon, m.decoder, m.likelihood, m.window_norm,
-                                m.teacher_forcing, m.head_dropout, s.season, m.ensemble)
+        mcfg = ForecasterConfig(enc, len(s.targets), k, m.horizon, m.decoder, m.likelihood, window_norm,
+                                m.teacher_forcing, m.head_dropout, s.season, ensemble)
         torch.manual_seed(cfg.train.seed)
         try:
             model = ForecastNet(mcfg)
