@@ -19,9 +19,13 @@ def test_acf_matches_statsmodels():
     np.testing.assert_allclose(acf(MULTIPLICATIVE, 14), sm_acf(MULTIPLICATIVE, nlags=14, fft=False)[1:], atol=1e-12)
 
 
-def test_seasonality_test_finds_seasons_and_rejects_noise():
+def test_seasonality_test_finds_seasons_and_rejects_noise_and_persistence():
     assert is_seasonal(ADDITIVE, 12) and is_seasonal(MULTIPLICATIVE, 12)
     assert not is_seasonal(NOISE, 12)
+    walk = np.cumsum(RNG.normal(0, 1, 600))  # persistent: its levels' autocorrelation is high at every lag
+    from seqlab.forecast.auto import acf as levels_acf
+
+    assert levels_acf(walk, 12)[-1] > 0.5 and not is_seasonal(walk, 12)
     assert not is_seasonal(ADDITIVE[:30], 12)  # fewer than 3 seasons: no test, no season
 
 

@@ -3,8 +3,9 @@
 Every choice reads the training part only (the steps before the test part), is recorded in the run's
 config and printed at the start of training; a setting the user gives always wins.
 
-    is_seasonal(y, m)        the M4 / Theta seasonality test: the autocorrelation at lag m is
-                             significant at 90% (|r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n))
+    is_seasonal(y, m)        the M4 / Theta seasonality test on the first differences: their
+                             autocorrelation at lag m is significant at 90%
+                             (|r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n))
     amplitude_grows(y, m)    positive series whose seasonal swing grows with its level (a log helps)
     choose(...)              -> Choices: season, log_scale, window_norm, calendar, ensemble, reasons
 """
@@ -28,9 +29,10 @@ def acf(y: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def is_seasonal(y: np.ndarray, m: int) -> bool:
-    """The 90% seasonality test used by the M4 competition's benchmarks (and statsforecast's Theta):
-    needs at least 3 seasons of data."""
-    y = np.asarray(y, dtype=float)
+    """The 90% seasonality test of the M4 competition's benchmarks (and statsforecast's Theta), applied
+    to the first differences: on the levels, a persistent series (daily temperatures, sunspots) has a
+    large autocorrelation at every lag and passes for seasonal at any period. Needs 3 seasons of data."""
+    y = np.diff(np.asarray(y, dtype=float))
     if m < 2 or len(y) < 3 * m:
         return False
     r = acf(y, m)
@@ -77,7 +79,7 @@ def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, 
     reasons = []
     if season > 1 and not season_given:
         if not is_seasonal(train, season):
-            reasons.append(f"no season (the autocorrelation at lag {season} is not significant)")
+            reasons.append(f"no season (the differences' autocorrelation at lag {season} is not significant)")
             season = 1
         else:
             reasons.append(f"season {season} (significant autocorrelation at lag {season})")
