@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ARGS = {"bench_scale.py": ["--size", "10MB", "--time", "0.3"]}  # a small default here; the script's own: 10MB,100MB
 
 
 def main() -> int:
@@ -22,7 +23,7 @@ def main() -> int:
     rows = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"== {script.name}", flush=True)
-        r = subprocess.run([sys.executable, str(script)], cwd=HERE.parent)
+        r = subprocess.run([sys.executable, str(script), *ARGS.get(script.name, [])], cwd=HERE.parent)
         out = results / f"{script.stem}.json"
         if r.returncode != 0 or not out.exists() or out.stat().st_mtime < script.stat().st_mtime:
             rows.append({"benchmark": script.stem, "compared": "(failed or skipped)", "ratio": None, "reference": ""})

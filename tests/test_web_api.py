@@ -248,12 +248,14 @@ def test_no_pickle_is_ever_loaded(root, monkeypatch):
 
 
 def test_served_on_loopback_by_default(monkeypatch, root, capsys):
-    import uvicorn
+    import seqlab.cli.serve as serve
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: seen.update(app=app, host=host, port=port))
-    assert main(["serve", "--models", str(root)]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
+    monkeypatch.setattr(serve, "run_server", lambda app, sock, log_level: seen.update(
+        app=app, host=sock.getsockname()[0], port=sock.getsockname()[1]))
+    monkeypatch.setattr(serve, "bind", lambda host, port, real=serve.bind: real(host, 0))  # any free port
+    assert main(["serve", "--models", str(root), "--port", "8000"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] > 0
     assert "http://127.0.0.1:8000" in capsys.readouterr().out
     c = TestClient(seen["app"], base_url="http://127.0.0.1:8000")
     assert c.get("/api/models").status_code == 200

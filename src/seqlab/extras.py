@@ -7,7 +7,8 @@ import importlib
 from seqlab.errors import UserError
 
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "onnx": "export", "onnxruntime": "export",
-          "onnxscript": "export", "statsmodels": "forecast", "tensorboard": "tensorboard"}
+          "onnxscript": "export", "statsmodels": "forecast", "tensorboard": "tensorboard", "soundfile": "speech",
+          "scipy": "speech", "jiwer": "speech"}
 
 
 def require(module: str, what: str):

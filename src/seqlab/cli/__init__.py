@@ -11,14 +11,22 @@ import signal
 import sys
 
 from seqlab import __version__
-from seqlab.cli import classify, demo, export, forecast, lm, plot, qa, scratch, serve, tag, translate
-from seqlab.cli.common import flag_of
+from seqlab.cli import classify, demo, export, forecast, lm, plot, qa, scratch, serve, speech, tag, translate
+from seqlab.cli.common import apply_threads, flag_of
 from seqlab.errors import UserError
 from seqlab.pipelines.config import ConfigError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors (a bad or missing flag) as one line on stderr and exit status 2, like every
+    other user error; its sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"seqlab: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="seqlab",
         description="Recurrent sequence models (RNN, LSTM, GRU): train them on your files, "
                     "evaluate them, use them.",
@@ -34,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     qa.register(sub)
     tag.register(sub)
     forecast.register(sub)
+    speech.register(sub)
     serve.register(sub)
     plot.register(sub)
     export.register(sub)
@@ -52,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         signal.signal(signal.SIGTERM, _sigterm)
     try:
+        apply_threads(args)
         return args.func(args)
     except ConfigError as e:  # a parameter: name it as the flag the user typed
         flag = None if e.source else flag_of(args, e.param)

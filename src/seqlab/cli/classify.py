@@ -36,15 +36,19 @@ def _check_features(pipe: Classifier, a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> int:
     cfg = common.config_from_args(ClassifyConfig, a)
-    pipe = Classifier.fit(a.train, a.dev, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out)
+    with run:
+        pipe = Classifier.fit(a.train, a.dev, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite,
+                              callbacks=run.callbacks())
     r, out = pipe.results, Path(a.out)
     if cfg.data.regression:
         m = {k[4:]: v for k, v in r.items() if k.startswith("dev_")} | {"n": "dev"}
         print(f"best dev MAE {m['mae']:.4g}  RMSE {m['rmse']:.4g}  R² {m['r2']:.4f}, epoch {r['best_epoch']}; "
               f"trained {r['train_seconds']:.0f}s; model in {out / 'best'}")
-        return 0
-    print(f"best dev accuracy {r['dev_accuracy']:.4f}  macro-F1 {r['dev_macro_f1']:.4f} (epoch {r['best_epoch']}), "
-          f"trained {r['train_seconds']:.0f}s; model in {out / 'best'}")
+    else:
+        print(f"best dev accuracy {r['dev_accuracy']:.4f}  macro-F1 {r['dev_macro_f1']:.4f} "
+              f"(epoch {r['best_epoch']}), trained {r['train_seconds']:.0f}s; model in {out / 'best'}")
+    print(run.summary())
     return 0
 
 
@@ -58,7 +62,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.no_header:
         data["header"] = False
     pipe.data = data
-    m = pipe.evaluate(a.data)
+    with common.Heartbeat(f"evaluating {a.model} on {a.data}"):
+        m = pipe.evaluate(a.data)
     if pipe.labels is None:  # a regression model
         print(json.dumps({"data": str(a.data), **m}) if a.json else regression.format_metrics(a.data, m))
         return 0
@@ -149,9 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="column holding the label: a name or 0-based index (default: %(default)s)")
     common.add_tokenizer_args(t)
     common.add_encoder_args(t)
-    t.add_argument("--pooling", choices=POOLINGS, default="last",
+    t.add_argument("--pooling", choices=POOLINGS, default=None,
                    help="how the sequence becomes one vector: final state, mean or max over steps "
-                        "(default: %(default)s)")
+                        "(default: max for text, last for --features, mean for --cell none)")
     t.add_argument("--no-bucket", action="store_true",
                    help="batch in random order without grouping similar lengths (slower)")
     g = t.add_argument_group("numeric feature sequences (instead of text)")
@@ -178,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--features", action="store_true", help="--data holds numeric feature sequences (.npz or "
                                                           "long CSV), for a model trained with --features")
-    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(e)
     e.set_defaults(func=cmd_eval)
 
     r = s.add_parser("predict", help="label new texts, with class probabilities")
@@ -192,5 +197,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object per text")
     r.add_argument("--features", action="store_true", help="--input holds numeric feature sequences (.npz or "
                                                           "long CSV), for a model trained with --features")
-    r.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(r)
     r.set_defaults(func=cmd_predict)

@@ -4,11 +4,16 @@ and the step from parsed flags to the config dataclasses."""
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+import threading
+import time
+from pathlib import Path
 
 from seqlab.errors import UserError
 from seqlab.models.encoder import CELLS, EncoderConfig
-from seqlab.pipelines.base import check_out_dir, write_text_atomic  # noqa: F401  (re-exported for the tasks)
-from seqlab.pipelines.config import parse_minutes
+from seqlab.pipelines.base import check_out_dir, write_text_atomic  # noqa: F401  (re-exported)
+from seqlab.pipelines.config import ConfigError, _check_range, parse_minutes
 from seqlab.train.callbacks import LOGGERS
 from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig, resolve_amp
 
@@ -40,7 +45,7 @@ def add_tokenizer_args(p: argparse.ArgumentParser, default: str = "word", flag: 
     g.add_argument("--max-vocab", type=int, default=None,
                    help="keep at most this many tokens, most frequent first (default: no limit)")
     g.add_argument("--subword-vocab", type=int, default=8000,
-                   help="BPE vocabulary size for --tokenizer subword (default: %(default)s)")
+                   help=f"BPE vocabulary size for {flag} subword (default: %(default)s)")
     if max_len:
         g.add_argument("--max-len", type=int, default=0,
                        help="truncate examples to this many tokens; 0 = keep all (default: %(default)s)")
@@ -75,7 +80,7 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    schedule: str = "constant", amp: str = "none", lr_help: str | None = None) -> None:
     """Training flags; a task that picks the learning rate itself passes lr=None and `lr_help`."""
     g = p.add_argument_group("training")
-    g.add_argument("--out", required=True, help="run directory for checkpoints, logs and plots")
+    g.add_argument("--out", required=True, type=out_dir_arg, help="run directory for checkpoints, logs and plots")
     g.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training data (default: {epochs}; with --time and no --epochs, as many "
                         "as the time allows)")
@@ -103,11 +108,9 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help="mixed precision: bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs), fp16 (GPU only), or "
                         "auto (bf16 where the hardware runs it natively, else none) (default: %(default)s)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default: %(default)s)")
+    add_runtime_args(p, device="auto", group=g)
     g.add_argument("--save-every", type=int, default=500,
                    help="also checkpoint last/ every N steps, for resuming after a kill (default: %(default)s)")
-    g.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch; 0 = torch's default (default: %(default)s)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     g.add_argument("--logger", choices=LOGGERS, default="jsonl",
                    help="metrics.jsonl (always written) or also TensorBoard event files in OUT/tensorboard "
@@ -116,6 +119,36 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help="a run.yaml (every run writes one) to start from; flags given on the command line win")
     p.set_defaults(_parser=p)
     g.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+
+
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _device(text: str) -> str:
+    if not DEVICE_RE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N")
+    return text.strip()
+
+
+def add_runtime_args(p: argparse.ArgumentParser, device: str = "cpu", group=None) -> None:
+    """--device and --threads: every command that runs a model (train, eval, predict, generate, ask) has
+    both; `seqlab.cli.main` applies --threads before the command runs (`apply_threads`)."""
+    g = group if group is not None else p.add_argument_group("device")
+    shown = "auto (CUDA when present), cpu or cuda" if device == "auto" else "cpu, cuda or auto (CUDA when present)"
+    g.add_argument("--device", type=_device, default=device, help=f"{shown} (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch; 0 = torch's default (default: %(default)s)")
+
+
+def apply_threads(a: argparse.Namespace) -> None:
+    """torch.set_num_threads(--threads) when the command has the flag and it is not 0."""
+    n = getattr(a, "threads", 0)
+    if n < 0:
+        raise UserError(f"--threads must be at least 0 (0 = torch's default), not {n}")
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
 
 
 def _duration(text: str) -> float:
@@ -197,3 +230,154 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
         save_every=a.save_every, time_budget=a.time * 60, eval_every=a.eval_every,
         amp=resolve_amp(a.amp, a.device),
     )
+
+
+# ---- progress and wall time -------------------------------------------------------------------------
+def _secs(s: float) -> str:
+    s = max(0.0, s)
+    if s < 60:
+        return f"{s:.0f}s" if s >= 9.5 else f"{s:.1f}s"
+    m, sec = divmod(round(s), 60)
+    return f"{m}m{sec:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m{sec:02d}s"
+
+
+class Heartbeat:
+    """While a long step runs (an evaluation), a line on stderr after `after` seconds and then every
+    `every` seconds, so that a quiet terminal or log shows the command is still working:
+
+        with Heartbeat("evaluating runs/clf/best on test.csv"):
+            pipe.evaluate("test.csv")
+
+    Nothing is written when the step ends sooner. `start()`/`stop()` do the same without a with block."""
+
+    AFTER, EVERY = 5.0, 30.0  # seconds (class attributes, so tests can make them short)
+
+    def __init__(self, what: str, after: float | None = None, every: float | None = None, stream=None):
+        self.what, self.stream = what, stream
+        self.after = self.AFTER if after is None else after
+        self.every = self.EVERY if every is None else every
+        self._stop, self._thread, self.started = threading.Event(), None, None
+        self.lines = 0
+
+    def _write(self, line: str) -> None:
+        stream = self.stream or sys.stderr
+        print(line, file=stream, flush=True)
+        self.lines += 1
+
+    def _run(self) -> None:
+        wait = self.after
+        while not self._stop.wait(wait):
+            self._write(f"{self.what} ... {_secs(time.perf_counter() - self.started)} so far")
+            wait = self.every
+
+    def start(self) -> Heartbeat:
+        self.started = time.perf_counter()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="seqlab-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class TrainRun:
+    """A `train` command's wall time, and a Trainer callback that marks when training ends.
+
+        run = TrainRun(cfg, a.out)
+        with run:                                   # the heartbeat stops when fit returns (or fails)
+            pipe = Task.fit(..., callbacks=run.callbacks())
+        print(...)
+        print(run.summary())                        # total wall time: setup, training, evaluation
+
+    After the last training step the pipeline evaluates the best model (dev metrics, test splits,
+    thresholds) before `fit` returns; from `on_fit_end` on, a `Heartbeat` says so on stderr when that
+    takes long."""
+
+    def __init__(self, cfg=None, out=None, what: str = "evaluating the best model"):
+        self.cfg, self.out, self.what = cfg, out, what
+        self.t0 = time.perf_counter()
+        self.fit_start = self.fit_end = self.t_end = None
+        self.trained = 0.0
+        self._elapsed0 = 0.0
+        self.heartbeat: Heartbeat | None = None
+
+    def callbacks(self) -> list:
+        """The run directory's default callbacks (metrics.jsonl, loss.png, TensorBoard) and this one."""
+        from seqlab.train.callbacks import default_callbacks
+
+        logger = getattr(getattr(self.cfg, "train", None), "logger", "jsonl")
+        return [*default_callbacks(self.out, logger), self]
+
+    def on_fit_start(self, trainer, resume: bool) -> None:
+        self.fit_start = time.perf_counter()
+        self._elapsed0 = trainer.state.get("elapsed", 0.0)  # a resumed run's earlier training
+
+    def on_fit_end(self, trainer) -> None:
+        self.fit_end = time.perf_counter()
+        self.trained = trainer.state.get("elapsed", 0.0) - self._elapsed0
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self.heartbeat = Heartbeat(self.what).start()
+
+    def __enter__(self) -> TrainRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self.t_end = time.perf_counter()
+
+    def summary(self) -> str:
+        """'total wall time ...: setup, training, evaluation during training and checkpoints, final evaluation'."""
+        end = self.t_end or time.perf_counter()
+        total = end - self.t0
+        if self.fit_start is None or self.fit_end is None:
+            return f"total wall time {_secs(total)}"
+        parts = [f"setup {_secs(self.fit_start - self.t0)}", f"training {_secs(self.trained)}",
+                 f"dev evaluations and checkpoints {_secs(self.fit_end - self.fit_start - self.trained)}",
+                 f"final evaluation {_secs(end - self.fit_end)}"]
+        return f"total wall time {_secs(total)} ({', '.join(parts)})"
+
+
+def num_arg(kind: type = int, lo=None, hi=None, *, lo_open=False, hi_open=False):
+    """An argparse `type=` for a numeric flag that has no config field (the scratch commands): it parses
+    `kind` (int or float) and checks the range as `num` does, so a bad value is argparse's one-line error
+    naming the flag ("argument --hidden: must be at least 1, not 0"), before the command runs."""
+    md = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            want = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {want}, not {text!r}") from None
+        try:
+            _check_range("", v, md)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(e.message) from None
+        return v
+
+    parse.__name__, parse.kind = kind.__name__, kind
+    return parse
+
+
+def out_dir_arg(text: str) -> str:
+    """argparse `type=` of a run directory (--out): refuse, while parsing, a path that is an existing
+    file or lies under one, so the error comes before any data is read or any model built."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory; give another --out")
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{above} is a file, so {text} cannot be a directory; give another --out")
+    return text

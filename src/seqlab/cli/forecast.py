@@ -29,10 +29,13 @@ from seqlab.pipelines.forecast import (
 
 def cmd_train(a: argparse.Namespace) -> int:
     cfg = common.config_from_args(ForecastConfig, a)
-    pipe = Forecaster.fit(a.data, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out)
+    with run:
+        pipe = Forecaster.fit(a.data, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite, callbacks=run.callbacks())
     out = Path(a.out)
     print(f"trained {pipe.results['train_seconds']:.0f}s; model in {out / 'best'}; backtest it on the test part "
           f"with `seqlab forecast eval --model {out}`")
+    print(run.summary())
     return 0
 
 
@@ -46,7 +49,8 @@ def _pipe_and_series(a) -> tuple[Forecaster, TimeSeries]:
 def cmd_eval(a: argparse.Namespace) -> int:
     pipe = Forecaster.load(a.model, a.device)
     methods = a.baselines.split(",") if a.baselines is not None else BASELINES
-    r = pipe.backtest(a.data or None, a.backtest, a.stride, a.start or None, methods, a.last_point)
+    with common.Heartbeat("backtesting the model and the baselines (refitted at every origin)"):
+        r = pipe.backtest(a.data or None, a.backtest, a.stride, a.start or None, methods, a.last_point)
     res = r.pop("results")
     if a.json:
         print(json.dumps({**r, "results": res}))
@@ -125,7 +129,8 @@ def _read_args(p: argparse.ArgumentParser) -> None:
                    help="what to do with missing timestamps and empty cells: refuse, interpolate, or carry "
                         "the last value forward (default: %(default)s)")
     g.add_argument("--season", type=int, default=None,
-                   help="seasonal period in steps (default: from the frequency: monthly 12, daily 7, ...)")
+                   help="seasonal period in steps (default: from the frequency, monthly 12, daily 7, ..., kept "
+                        "when the autocorrelation at that lag is significant; --season 1: none)")
     g.add_argument("--delimiter", default=None, help="field separator (default: from the file name)")
     g.add_argument("--encoding", default="utf-8", help="file encoding (default: %(default)s)")
 
@@ -140,32 +145,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     _read_args(t)
     g = t.add_argument_group("forecast setup")
     g.add_argument("--horizon", type=int, default=12, help="steps forecast at once (default: %(default)s)")
-    g.add_argument("--lookback", type=int, default=36, help="past steps the model reads (default: %(default)s)")
+    g.add_argument("--lookback", type=int, default=None,
+                   help="past steps the model reads (default: from the data: three seasons, or two horizons "
+                        "without a season, shortened where the training part is short)")
     g.add_argument("--test", type=int, default=None,
                    help="steps at the end kept out of training for eval (default: 20%% of the series)")
     g.add_argument("--test-start", default=None, help="first time of the test part (instead of --test)")
     g.add_argument("--dev", type=int, default=None,
                    help="steps before the test part used to pick the best epoch; 0 = none, keep the last "
                         "epoch (default: 10%% of the rest, at least --horizon)")
-    g.add_argument("--log", dest="log_scale", action="store_true",
-                   help="model the log of the series (positive series whose seasonal swings grow with the level)")
-    g.add_argument("--calendar", action="store_true",
-                   help="add the position in the season (e.g. month of year) as known covariates")
+    g.add_argument("--log", dest="log_scale", action=argparse.BooleanOptionalAction, default=None,
+                   help="model the log of the series (default: when the series is positive and its seasonal "
+                        "swing grows with its level)")
+    g.add_argument("--calendar", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the position in the season (e.g. month of year) as known covariates "
+                        "(default: when the series is seasonal)")
     g.add_argument("--decoder", choices=DECODERS, default="direct",
                    help="direct: all steps from the final state at once; seq2seq: a decoder RNN step by step "
                         "(default: %(default)s)")
     g.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian",
                    help="gaussian: mean and scale, trained by likelihood, for intervals; none: point forecasts "
                         "by squared error (default: %(default)s)")
-    g.add_argument("--window-norm", choices=WINDOW_NORMS, default="last",
+    g.add_argument("--window-norm", choices=WINDOW_NORMS, default=None,
                    help="subtract each input window's last value or mean before the model, add it back after; "
-                        "season: add the output to the value one season earlier (default: %(default)s)")
+                        "season: add the output to the value one season earlier (default: season for a "
+                        "seasonal series, else last)")
     g.add_argument("--teacher-forcing", type=float, default=1.0,
                    help="seq2seq: share of decoder steps fed the true previous value in training "
                         "(default: %(default)s)")
-    g.add_argument("--ensemble", type=int, default=1,
+    g.add_argument("--ensemble", type=int, default=None,
                    help="train this many independently initialised networks together and forecast with their "
-                        "mixture (a deep ensemble; steadier on short series) (default: %(default)s)")
+                        "mixture (a deep ensemble; steadier on short series) (default: 5 below 2,000 training "
+                        "steps, else 1)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the output layer "
                                                                   "(default: %(default)s)")
     common.add_encoder_args(t, hidden=64)
@@ -176,12 +187,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     def model_args(q):
         q.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a forecaster")
         q.add_argument("--data", default=None, help="series to use instead of the training one (same columns)")
-        q.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+        common.add_runtime_args(q)
         q.add_argument("--json", action="store_true", help="print JSON")
 
     e = s.add_parser("eval", help="rolling-origin backtest of the model and the baselines on the test part")
     model_args(e)
-    e.add_argument("--backtest", type=int, default=5, help="number of forecast origins (default: %(default)s)")
+    e.add_argument("--backtest", type=int, default=None,
+                   help="number of forecast origins (default: 5, or as many as the test part holds)")
     e.add_argument("--stride", type=int, default=None, help="steps between origins (default: the horizon)")
     e.add_argument("--start", default=None,
                    help="first forecast time: backtest every --stride steps from here (instead of --backtest)")

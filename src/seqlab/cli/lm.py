@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from seqlab.cli import common
-from seqlab.data.readers import read_text
 from seqlab.errors import UserError
 from seqlab.pipelines.lm import (
     LM,
@@ -25,12 +24,15 @@ TASK = "lm"
 
 def cmd_train(a: argparse.Namespace) -> int:
     cfg = common.config_from_args(LMConfig, a)
-    pipe = LM.fit(Path(a.data), Path(a.valid) if a.valid else None, cfg, out=a.out, resume=a.resume,
-                  overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out)
+    with run:
+        pipe = LM.fit(Path(a.data), Path(a.valid) if a.valid else None, cfg, out=a.out, resume=a.resume,
+                      overwrite=a.overwrite, callbacks=run.callbacks())
     r, out = pipe.results, Path(a.out)
     print(f"best valid loss {r['valid_loss']:.4f} nats/token, perplexity {r['valid_perplexity']:.2f}, "
           f"{r['valid_bits_per_char']:.3f} bits/char (epoch {r['best_epoch']}), trained {r['train_seconds']:.0f}s; "
           f"model in {out / 'best'}")
+    print(run.summary())
     return 0
 
 
@@ -39,14 +41,18 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.dynamic and (a.dynamic_lr < 0 or a.dynamic_segment < 1):
         raise UserError("--dynamic-lr must be >= 0 and --dynamic-segment at least 1")
     dynamic = (a.dynamic_segment, a.dynamic_lr) if a.dynamic else None
-    text = read_text(a.data, a.encoding or pipe.data["encoding"])
-    m = pipe.evaluate(text, str(a.data), dynamic)
+    if a.streams < 1 or a.max_tokens < 0:
+        raise UserError("--streams must be at least 1 and --max-tokens at least 0 (0 = all)")
+    with common.Heartbeat(f"scoring {a.data}"):
+        m = pipe.evaluate(Path(a.data), str(a.data), dynamic, exact=a.exact, streams=a.streams,
+                          max_tokens=a.max_tokens or None, encoding=a.encoding)
+    how = ("dynamic evaluation" if dynamic else "one sequence" if a.exact or m["streams"] == 1
+           else f"{m['streams']} parallel streams")
     if a.json:
         print(json.dumps({"data": str(a.data), **m}))
     else:
         print(f"{a.data}: {m['tokens']:,} tokens  loss {m['loss']:.4f} nats/token  perplexity "
-              f"{m['perplexity']:.2f}  {m['bits_per_char']:.3f} bits/char  unknown {m['unk_rate']:.2%}"
-              + ("  (dynamic evaluation)" if dynamic else ""))
+              f"{m['perplexity']:.2f}  {m['bits_per_char']:.3f} bits/char  unknown {m['unk_rate']:.2%}  ({how})")
     return 0
 
 
@@ -96,12 +102,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_encoder_args(t, auto={"hidden": "256, or 512 with --time of 10 minutes or more",
                                      "embed": "the same as --hidden, so the weights can be tied"})
     common.add_train_args(t, epochs=10, batch=32, lr=6e-3, schedule="cosine", amp="auto")
+    t.add_argument("--sample-every", type=int, default=0, metavar="N",
+                   help="print a short sample (200 characters, or 50 words) after every N-th evaluation, to watch "
+                        "the model learn; 0 = never (default: %(default)s)")
+    g = t.add_argument_group("large texts")
+    g.add_argument("--cache", default=None, metavar="DIR",
+                   help="directory of the token stores: a text is tokenized once into DIR and read from there by "
+                        "every run on it with the same token settings (default: OUT/tokens, for files of 4 MB "
+                        "or more)")
+    g.add_argument("--valid-tokens", type=int, default=0, metavar="N",
+                   help="score at most N held-out tokens per evaluation, sampled across the held-out text; 0 = "
+                        "auto: all, or under --time as many as one CPU core scores in about 5%% of the budget "
+                        "(at least 250,000; the same for the same settings) (default: %(default)s)")
+    g.add_argument("--valid-streams", type=int, default=32, metavar="B",
+                   help="score the held-out text as B parallel streams with the state carried (fewer for a short "
+                        "text); `lm eval --exact` gives the one-sequence figure (default: %(default)s)")
     common.apply_config_defaults(t, LMConfig)
     t.set_defaults(func=cmd_train)
 
     e = s.add_parser("eval", help="loss, perplexity and bits per character on a text")
     e.add_argument("--model", required=True, help="run directory (or checkpoint directory) of a language model")
-    e.add_argument("--data", required=True, help="plain-text file to score, read as one sequence")
+    e.add_argument("--data", required=True, help="plain-text file to score (read streaming, never whole)")
+    e.add_argument("--exact", action="store_true",
+                   help="read the text as one sequence (batch 1), the exact figure; slower on a long text than "
+                        "the default parallel streams, which differ by the context each stream starts without")
+    e.add_argument("--streams", type=int, default=32, metavar="B",
+                   help="parallel streams with the state carried (fewer for a short text) (default: %(default)s)")
+    e.add_argument("--max-tokens", type=int, default=0, metavar="N",
+                   help="score at most N tokens (sampled across the text by the streams); 0 = all "
+                        "(default: %(default)s)")
     e.add_argument("--encoding", default=None, help="text encoding (default: as in training)")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--dynamic", action="store_true",
@@ -111,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning rate of the --dynamic updates (default: %(default)s)")
     e.add_argument("--dynamic-segment", type=int, default=50,
                    help="tokens scored between two --dynamic updates (default: %(default)s)")
-    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(e)
     e.set_defaults(func=cmd_eval)
 
     g = s.add_parser("generate", help="write new text, continuing a prime")
@@ -128,5 +157,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--greedy", action="store_true", help="always take the most likely token (no sampling)")
     g.add_argument("--num", type=int, default=1, help="samples, generated together as one batch (default: %(default)s)")
     g.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples (default: random)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(g)
     g.set_defaults(func=cmd_generate)

@@ -24,11 +24,14 @@ TASK = "qa"
 @warnings_as_lines
 def cmd_train(a: argparse.Namespace) -> int:
     cfg = common.config_from_args(QAConfig, a)
-    pipe = QA.fit(a.data, None, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out, "calibrating the abstain threshold and scoring the best model")
+    with run:
+        pipe = QA.fit(a.data, None, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite, callbacks=run.callbacks())
     r, out = pipe.results, Path(a.out)
     thr = "none" if r["threshold"] is None else f"{r['threshold']:.3f}"
     print(f"exact match on the training questions {r['train_exact_match']:.2%} (answered {r['train_answered']:.0%}); "
           f"abstain threshold {thr} (mean log-probability); model in {out / 'best'}")
+    print(run.summary())
     return 0
 
 
@@ -63,7 +66,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     d = pipe.data
     pairs = read_pairs_table(a.data, a.question_col or d["question_col"], a.answer_col or d["answer_col"],
                              a.delimiter or d["delimiter"], a.header or d["header"], a.encoding or d["encoding"])
-    m = pipe.evaluate(pairs, a.beam)
+    with common.Heartbeat(f"answering the {len(pairs.src)} questions of {a.data}"):
+        m = pipe.evaluate(pairs, a.beam)
     if a.json:
         print(json.dumps({"data": str(a.data), **m}))
     else:
@@ -107,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="abstain below this confidence (mean log-probability) (default: the calibrated one)")
     k.add_argument("--beam", type=int, default=1, help="beam size for seq2seq answers (default: %(default)s)")
     k.add_argument("--json", action="store_true", help="print one JSON object per question")
-    k.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(k)
     k.set_defaults(func=cmd_ask)
 
     e = s.add_parser("eval", help="exact match, token F1 and answered share on question/answer pairs")
@@ -120,5 +124,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--encoding", default=None, help="text encoding (default: as in training)")
     e.add_argument("--beam", type=int, default=1, help="beam size for seq2seq answers (default: %(default)s)")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
-    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(e)
     e.set_defaults(func=cmd_eval)

@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from seqlab.cli.common import num_arg, out_dir_arg
 from seqlab.errors import UserError
 from seqlab.scratch import CELL_NAMES, make_cell
 
@@ -100,8 +101,8 @@ def cmd_vanishing(a: argparse.Namespace) -> int:
         radii = tuple(float(r) for r in a.radii.split(","))
     except ValueError:
         raise UserError("--radii takes comma-separated numbers, e.g. 0.5,1.0,1.5") from None
-    if a.length < 2:
-        raise UserError("--length must be at least 2")
+    if not all(0 < r < float("inf") for r in radii):
+        raise UserError(f"--radii takes positive finite numbers, e.g. 0.5,1.0,1.5, not {a.radii}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"||dL/dh_t|| for a loss at the last step, against distance T - t (length {a.length}, hidden {a.hidden});")
@@ -138,6 +139,13 @@ def cmd_memory(a: argparse.Namespace) -> int:
     return 0
 
 
+# numeric flag types with their range, checked while parsing: a bad value is a one-line error naming the flag
+COUNT = num_arg(int, 1)  # sizes, lengths, steps
+NATURAL = num_arg(int, 0)  # seeds; 0 = never
+NONNEGATIVE = num_arg(float, 0.0)  # 0 = no limit / no clipping
+POSITIVE = num_arg(float, 0.0, lo_open=True)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scratch", help="RNN, LSTM and GRU from scratch in NumPy, and the gradient experiments",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,51 +153,54 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = s.add_parser("gradcheck", help="hand-written backward vs finite differences, per parameter")
     g.add_argument("--cell", choices=CELL_NAMES, default="lstm", help="cell to check (default: %(default)s)")
-    g.add_argument("--layers", type=int, default=2, help="stacked layers (default: %(default)s)")
-    g.add_argument("--input", type=int, default=3, help="input size (default: %(default)s)")
-    g.add_argument("--hidden", type=int, default=4, help="hidden size (default: %(default)s)")
-    g.add_argument("--batch", type=int, default=2, help="batch size (default: %(default)s)")
-    g.add_argument("--time", type=int, default=5, help="sequence length (default: %(default)s)")
-    g.add_argument("--seeds", type=int, default=3, help="random layers checked (default: %(default)s)")
+    g.add_argument("--layers", type=COUNT, default=2, help="stacked layers (default: %(default)s)")
+    g.add_argument("--input", type=COUNT, default=3, help="input size (default: %(default)s)")
+    g.add_argument("--hidden", type=COUNT, default=4, help="hidden size (default: %(default)s)")
+    g.add_argument("--batch", type=COUNT, default=2, help="batch size (default: %(default)s)")
+    g.add_argument("--time", type=COUNT, default=5, help="sequence length (default: %(default)s)")
+    g.add_argument("--seeds", type=COUNT, default=3, help="random layers checked (default: %(default)s)")
     g.set_defaults(func=cmd_gradcheck)
 
     f = s.add_parser("forward", help="one forward pass, printed step by step with shapes")
     f.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell (default: %(default)s)")
     f.add_argument("--explain", default="I love NLP", metavar="SENTENCE",
                    help="the sentence to unroll, one 2-d word vector per word (default: %(default)r)")
-    f.add_argument("--hidden", type=int, default=3, help="hidden size (default: %(default)s)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    f.add_argument("--hidden", type=COUNT, default=3, help="hidden size (default: %(default)s)")
+    f.add_argument("--seed", type=NATURAL, default=0, help="seed of the random weights (default: %(default)s)")
     f.set_defaults(func=cmd_forward)
 
     t = s.add_parser("train", help="a character language model trained from scratch (NumPy BPTT)")
     t.add_argument("--data", required=True, help="a plain-text file to learn from")
     t.add_argument("--encoding", default="utf-8", help="text encoding of --data (default: %(default)s)")
     t.add_argument("--cell", choices=CELL_NAMES, default="lstm", help="cell (default: %(default)s)")
-    t.add_argument("--hidden", type=int, default=128, help="hidden size (default: %(default)s)")
-    t.add_argument("--layers", type=int, default=1, help="stacked layers (default: %(default)s)")
-    t.add_argument("--seq-len", type=int, default=50, help="truncated-BPTT window in characters (default: %(default)s)")
-    t.add_argument("--batch", type=int, default=32, help="parallel streams of the text (default: %(default)s)")
-    t.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: %(default)s)")
-    t.add_argument("--time", type=float, default=0.0, help="stop after this many minutes; 0 = no limit")
-    t.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: %(default)s)")
+    t.add_argument("--hidden", type=COUNT, default=128, help="hidden size (default: %(default)s)")
+    t.add_argument("--layers", type=COUNT, default=1, help="stacked layers (default: %(default)s)")
+    t.add_argument("--seq-len", type=COUNT, default=50,
+                   help="truncated-BPTT window in characters (default: %(default)s)")
+    t.add_argument("--batch", type=COUNT, default=32, help="parallel streams of the text (default: %(default)s)")
+    t.add_argument("--steps", type=COUNT, default=2000, help="optimizer steps (default: %(default)s)")
+    t.add_argument("--time", type=NONNEGATIVE, default=0.0, help="stop after this many minutes; 0 = no limit")
+    t.add_argument("--lr", type=POSITIVE, default=2e-3, help="learning rate (default: %(default)s)")
     t.add_argument("--optimizer", choices=["adam", "adagrad"], default="adam", help="optimizer (default: %(default)s)")
-    t.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip; 0 = none (default: %(default)s)")
-    t.add_argument("--sample-every", type=int, default=500, help="print a sample every N steps (default: %(default)s)")
-    t.add_argument("--sample-len", type=int, default=200, help="characters per sample (default: %(default)s)")
-    t.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: %(default)s)")
+    t.add_argument("--clip", type=NONNEGATIVE, default=5.0,
+                   help="global gradient-norm clip; 0 = none (default: %(default)s)")
+    t.add_argument("--sample-every", type=NATURAL, default=500,
+                   help="print a sample every N steps; 0 = never (default: %(default)s)")
+    t.add_argument("--sample-len", type=COUNT, default=200, help="characters per sample (default: %(default)s)")
+    t.add_argument("--temperature", type=POSITIVE, default=0.8, help="sampling temperature (default: %(default)s)")
     t.add_argument("--prime", default=None, help="text that starts every sample (default: the text's first char)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    t.add_argument("--seed", type=NATURAL, default=0, help="random seed (default: %(default)s)")
     t.set_defaults(func=cmd_train)
 
     v = s.add_parser("vanishing", help="gradient norm against distance, for several spectral radii (table + PNG)")
     v.add_argument("--cells", default="rnn,rnn_relu,lstm,gru", help="comma-separated cells (default: %(default)s)")
-    v.add_argument("--length", type=int, default=100, help="sequence length (default: %(default)s)")
-    v.add_argument("--hidden", type=int, default=32, help="hidden size (default: %(default)s)")
+    v.add_argument("--length", type=num_arg(int, 2), default=100, help="sequence length (default: %(default)s)")
+    v.add_argument("--hidden", type=COUNT, default=32, help="hidden size (default: %(default)s)")
     v.add_argument("--radii", default="0.5,0.9,1.0,1.1,1.5", help="spectral radii of W_hh (default: %(default)s)")
-    v.add_argument("--clip", type=float, default=1.0, help="per-step clipping norm for the second table "
+    v.add_argument("--clip", type=POSITIVE, default=1.0, help="per-step clipping norm for the second table "
                    "(default: %(default)s)")
-    v.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    v.add_argument("--out", default="runs/scratch", help="folder for the PNGs (default: %(default)s)")
+    v.add_argument("--seed", type=NATURAL, default=0, help="random seed (default: %(default)s)")
+    v.add_argument("--out", default="runs/scratch", type=out_dir_arg, help="folder for the PNGs (default: %(default)s)")
     v.set_defaults(func=cmd_vanishing)
 
     m = s.add_parser("memory", help="adding / copy task at several lengths: who remembers long enough")

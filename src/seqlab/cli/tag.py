@@ -24,10 +24,14 @@ TASK = "tag"
 
 def cmd_train(a: argparse.Namespace) -> int:
     cfg = common.config_from_args(TagConfig, a)
-    pipe = Tagger.fit(a.train, a.dev, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out)
+    with run:
+        pipe = Tagger.fit(a.train, a.dev, cfg, out=a.out, resume=a.resume, overwrite=a.overwrite,
+                          callbacks=run.callbacks())
     r, metric = pipe.results, "f1" if pipe.entities else "accuracy"
     print(f"best dev {metric} {r[f'dev_{metric}']:.4f} (epoch {r['best_epoch']}), trained {r['train_seconds']:.0f}s; "
           f"model in {Path(a.out) / 'best'}")
+    print(run.summary())
     return 0
 
 
@@ -35,7 +39,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     pipe = Tagger.load(a.model, a.device)
     corpus = pipe.read(a.data, a.format, a.word_col, a.tag_col, a.encoding)
     check_tags(corpus, a.scheme or "auto", pipe.data["scheme"])
-    m, pred = pipe.score(corpus.words, corpus.tags)
+    with common.Heartbeat(f"tagging the {len(corpus)} sentences of {a.data}"):
+        m, pred = pipe.score(corpus.words, corpus.tags)
     if a.output:
         rows = ["\n".join(f"{w} {g} {p}" for w, g, p in zip(*s)) + "\n" for s in zip(corpus.words, corpus.tags, pred)]
         common.write_text_atomic(a.output, "\n".join(rows))
@@ -151,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _file_args(e, training=False)
     e.add_argument("--output", help="write `word gold predicted` lines here (conlleval's input format)")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
-    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(e)
     e.set_defaults(func=cmd_eval)
 
     r = s.add_parser("predict", help="tag new sentences (tokens separated by spaces)")
@@ -166,5 +171,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--encoding", default=None, help="encoding of --input (default: as in training)")
     r.add_argument("--output", help="write the tags here instead of printing them")
     r.add_argument("--json", action="store_true", help="print one JSON object (tokens, tags, entities) per sentence")
-    r.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    common.add_runtime_args(r)
     r.set_defaults(func=cmd_predict)

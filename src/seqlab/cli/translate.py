@@ -74,12 +74,16 @@ def cmd_train(a: argparse.Namespace) -> int:
     if train is None:
         raise UserError("no training data: give --data FILE, or --src FILE --tgt FILE")
     valid, test = read_pairs(a, "valid_", enc), read_pairs(a, "test_", enc)
-    pipe = Translator.fit(train, valid, cfg, test=test, out=a.out, resume=a.resume, overwrite=a.overwrite)
+    run = common.TrainRun(cfg, a.out, "evaluating the best model on the valid and test pairs")
+    with run:
+        pipe = Translator.fit(train, valid, cfg, test=test, out=a.out, resume=a.resume, overwrite=a.overwrite,
+                              callbacks=run.callbacks())
     r, out = pipe.results, Path(a.out)
     print(f"trained {r['train_seconds']:.0f}s (best epoch {r['best_epoch']}); model in {out / 'best'}")
     if (out / "data" / "test.tsv").exists():
         print(f"evaluate again with: seqlab translate eval --model {out} --data {out / 'data' / 'test.tsv'} "
               "--src-col 0 --tgt-col 1 --header no --beam 5")
+    print(run.summary())
     return 0
 
 
@@ -100,7 +104,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     pipe = Translator.load(a.model, a.device)
     pairs = _eval_data(a, pipe.data)
     start = time.perf_counter()
-    m = pipe.score(pairs.src, pairs.tgt, a.beam, a.length_norm, a.max_len)
+    with common.Heartbeat(f"translating the {len(pairs.src)} sources of {pairs.origin}"):
+        m = pipe.score(pairs.src, pairs.tgt, a.beam, a.length_norm, a.max_len)
     secs = time.perf_counter() - start
     outs = m.pop("outputs")
     m["sentences_per_s"] = len(outs) / secs
@@ -173,8 +178,8 @@ def add_decode_args(p: argparse.ArgumentParser, beam: int = 1, device: bool = Tr
                    help="beam scores are sum(log p) / length**this; 0 = raw sums (default: %(default)s)")
     g.add_argument("--max-len", type=int, default=None,
                    help="longest output in tokens (default: twice the longest training target + 2)")
-    if device:
-        g.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    if device:  # train has them among its training flags
+        common.add_runtime_args(p)
 
 
 def add_seq2seq_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int = 128) -> None:

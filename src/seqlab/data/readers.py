@@ -138,6 +138,18 @@ def _resolve(col: str | int, header: list[str] | None, width: int, path: Path) -
     return header.index(col)
 
 
+def _quote_opened(lines: list[str], start: int, end: int) -> int:
+    """The line (1-based) in lines start..end where the quote still open at `end` was opened: the last
+    line after which an odd number of quote characters had been read (a doubled "" counts twice)."""
+    opened, n = start, 0
+    for no in range(start, min(end, len(lines)) + 1):
+        before = n % 2
+        n += lines[no - 1].count('"')
+        if before == 0 and n % 2 == 1:
+            opened = no
+    return opened
+
+
 def read_table(
     path: str | Path,
     columns: list[str | int],
@@ -162,8 +174,13 @@ def read_table(
     rows: list[tuple[str, ...]] = []
     lines: list[int] = []
     idx: list[int] = []
+    start = 1  # the line the record being read begins on
     try:
-        for rec in reader:
+        while True:
+            start = reader.line_num + 1
+            rec = next(reader, None)
+            if rec is None:
+                break
             if not rec or (len(rec) == 1 and not rec[0].strip()):
                 continue
             if width is None:
@@ -180,7 +197,14 @@ def read_table(
             rows.append(tuple(rec[i].strip() for i in idx))
             lines.append(reader.line_num)
     except csv.Error as e:
-        raise UserError(f"{path}: line {reader.line_num} is not valid CSV ({e}); fix that line") from None
+        end = max(reader.line_num, start)
+        if end > start or "unexpected end of data" in str(e):  # a quoted field ran on past its line
+            opened = _quote_opened(text.split("\n"), start, end)
+            until = "the end of the file" if "unexpected end of data" in str(e) else f"line {end}"
+            raise UserError(f"{path}: line {opened} opens a quoted field that is not closed on that line; it runs "
+                            f"on to {until} ({e}); close the quote on line {opened}, or double a quote meant "
+                            f"literally (\"\")") from None
+        raise UserError(f"{path}: line {end} is not valid CSV ({e}); fix that line") from None
     if not rows:
         raise UserError(f"{path}: the file has a header but no data rows; give a file with data")
     names = [head[i] if head else str(i) for i in idx]

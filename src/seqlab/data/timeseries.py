@@ -246,16 +246,16 @@ def read_series(path, time_col: str | None, targets: str | list[str], covariates
     cols = ([time_col] if time_col else []) + tnames + cnames
     table = read_table(path, cols, delimiter, True, encoding)
     off = 1 if time_col else 0
-    vals = np.stack([parse_numbers(table.column(off + j), c, table.lines, path) for j, c in enumerate(tnames)], 1)
+    names = [table.columns[off + j] for j in range(len(tnames))]  # header names, also for columns given by index
+    cov_names = [table.columns[off + len(tnames) + j] for j in range(len(cnames))]
+    vals = np.stack([parse_numbers(table.column(off + j), c, table.lines, path) for j, c in enumerate(names)], 1)
     covs = np.stack([parse_numbers(table.column(off + len(tnames) + j), c, table.lines, path)
-                     for j, c in enumerate(cnames)], 1) if cnames else np.zeros((len(vals), 0))
+                     for j, c in enumerate(cov_names)], 1) if cnames else np.zeros((len(vals), 0))
     n_obs = len(vals)
     if cnames:  # trailing rows without targets: the known future of the covariates
         has = ~np.isnan(vals).all(1)
         n_obs = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
-    index = _parse_times(table.column(0), time_col, table.lines, path, time_format) if time_col else None
-    names = [table.columns[off + j] for j in range(len(tnames))]
-    cov_names = [table.columns[off + len(tnames) + j] for j in range(len(cnames))]
+    index = _parse_times(table.column(0), table.columns[0], table.lines, path, time_format) if time_col else None
     return build_series(index, vals, covs, names, cov_names, str(path), table.lines, fill, n_obs, season)
 
 

@@ -57,8 +57,18 @@ class Vocab:
         counts: Counter[str] = Counter()
         for seq in sequences:
             counts.update(seq)
-        for s in specials:
-            counts.pop(s, None)
+        return cls.from_counts(counts, min_freq, max_size, specials)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: dict[str, int],
+        min_freq: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = DEFAULT_SPECIALS,
+    ) -> Vocab:
+        """`build` from token counts already made (a corpus counted chunk by chunk)."""
+        counts = {t: c for t, c in counts.items() if t not in specials}
         kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
             kept = kept[: max(0, max_size - len(specials))]

@@ -21,6 +21,10 @@ How the next token is chosen from the logits z (num, vocab):
                 distribution's shape: few candidates where the model is sure, many where it is not.
 Filters apply after the temperature, top-k before top-p; the kept logits are renormalised by softmax.
 A `torch.Generator` makes sampling reproducible (the CLI's --seed).
+
+`banned` token ids are never chosen, greedy or sampled: their logits are set to -inf before anything
+else. A language model passes its special tokens (<pad>, <unk>, <bos>; <eos> too where it means
+nothing, as at the character level), which an undertrained model would otherwise print.
 """
 
 from __future__ import annotations
@@ -61,6 +65,14 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return out
 
 
+def mask_banned(logits: torch.Tensor, banned: Sequence[int] | torch.Tensor = ()) -> torch.Tensor:
+    """logits (..., vocab) with the `banned` ids set to -inf (a new tensor; `logits` itself when none)."""
+    if not len(banned):
+        return logits
+    ids = torch.as_tensor(banned, dtype=torch.long, device=logits.device)
+    return logits.index_fill(-1, ids, float("-inf"))
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 1.0,
@@ -68,9 +80,11 @@ def sample_next(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     greedy: bool = False,
+    banned: Sequence[int] = (),
 ) -> torch.Tensor:
     """One token per row from logits (num, vocab) -> (num,) long: argmax when `greedy`, else a
-    draw from softmax(filter_logits(logits / temperature, top_k, top_p))."""
+    draw from softmax(filter_logits(logits / temperature, top_k, top_p)); never one of `banned`."""
+    logits = mask_banned(logits, banned)
     if greedy:
         return logits.argmax(-1)
     _check(temperature, top_k, top_p)
@@ -99,6 +113,7 @@ def generate(
     generator: torch.Generator | None = None,
     greedy: bool = False,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    banned: Sequence[int] = (),
 ) -> torch.Tensor:
     """Continue `prime_ids` by `length` tokens, `num` samples at once -> LongTensor (num, length).
 
@@ -107,6 +122,7 @@ def generate(
     prime_ids: at least one token id; read once. The result holds only the new tokens (on the CPU).
     generator: a torch.Generator on the model's device, for reproducible draws.
     on_step: called as on_step(t, tokens (num,)) after each step, to stream output as it comes.
+    banned: token ids never generated (e.g. the special tokens; see the module docstring).
     """
     if len(prime_ids) == 0:
         raise ValueError("prime_ids must hold at least one token")
@@ -120,11 +136,18 @@ def generate(
         device = next(model.parameters()).device
         prime = torch.tensor(list(prime_ids), dtype=torch.long, device=device)[None, :]  # (1, p)
         logits, state = model(prime)  # the prefix, read once
+        vocab = logits.shape[-1]
+        banned = sorted({int(b) for b in banned})
+        if any(not 0 <= b < vocab for b in banned):
+            raise ValueError(f"banned ids must be in [0, {vocab}), got {banned}")
+        if len(banned) >= vocab:
+            raise ValueError("every token of the vocabulary is banned; nothing is left to generate")
+        banned = torch.tensor(banned, dtype=torch.long, device=device)
         last = logits[:, -1].expand(num, -1)  # (num, vocab)
         state = _repeat_state(state, num)
         out = torch.empty(num, length, dtype=torch.long, device=device)
         for t in range(length):
-            nxt = sample_next(last, temperature, top_k, top_p, generator, greedy)  # (num,)
+            nxt = sample_next(last, temperature, top_k, top_p, generator, greedy, banned)  # (num,)
             out[:, t] = nxt
             if on_step is not None:
                 on_step(t, nxt)

@@ -21,7 +21,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -109,11 +108,27 @@ def _write_torchscript(graphs: list[GraphSpec], samples: dict, meta: dict[str, d
 
 
 def _atomic(out: Path, data: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
+    """Write `data` to `out` via `.NAME.tmp-PID` and a rename: never half a file, and no temporary file
+    left behind whatever stops it (a full disk is a one-line UserError)."""
+    from seqlab.train.checkpoint import _write_error
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException as e:
+        try:
+            tmp.unlink()
+        except OSError:  # never made (or its folder could not be)
+            pass
+        if isinstance(e, OSError):
+            err = _write_error(out, e)
+            raise (err if err is not e else UserError(f"cannot write --out {out} ({e.strerror or e})")) from None
+        raise
 
 
 @torch.no_grad()
@@ -134,6 +149,8 @@ def max_difference(kind: str, model: nn.Module, graphs: Graphs, sizes=((1, 6), (
 def export(model_path: str | Path, out: str | Path, fmt: str | None = None) -> dict:
     """Export the checkpoint at `model_path` to `out`; returns {task, format, max_difference, bytes}."""
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name, e.g. {out / 'model.onnx'}")
     fmt = fmt or SUFFIXES.get(out.suffix)
     if fmt not in FORMATS:
         raise UserError(f"--out {out}: give a name ending in .onnx, .pt or .ts, or choose --format")

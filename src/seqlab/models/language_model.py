@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,22 +105,90 @@ def detach_state(state: State) -> State:
 def sequence_nll(model: LanguageModel, ids: torch.Tensor, chunk: int = 2048) -> tuple[float, int]:
     """Total negative log-likelihood (nats) of ids[1:] given the tokens before, and its count.
 
-    ids (n,) with n >= 2 is read as one sequence (batch 1) in chunks of `chunk` tokens with the
-    state carried across chunks, so the result does not depend on `chunk` (up to float rounding).
+    ids (n,) with n >= 2 (a tensor or a numpy memory map) is read as one sequence (batch 1) in chunks
+    of `chunk` tokens with the state carried across chunks, so the result does not depend on `chunk`
+    (up to float rounding).
     Mean loss = total / count; perplexity = exp(mean); bits per token = mean / ln 2.
     """
-    if ids.dim() != 1 or len(ids) < 2:
+    if ids.ndim != 1 or len(ids) < 2:
         raise ValueError("ids must be 1-d with at least 2 tokens")
     model.eval()
     device = next(model.parameters()).device
     state, total, n = None, 0.0, len(ids) - 1
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
-        x = ids[start:end].to(device)[None, :]  # (1, t)
-        y = ids[start + 1 : end + 1].to(device)
+        x = _window(ids, start, end).to(device)[None, :]  # (1, t)
+        y = _window(ids, start + 1, end + 1).to(device)
         logits, state = model(x, state)
         total += float(F.cross_entropy(logits[0].double(), y, reduction="sum"))
     return total, n
+
+
+BURN_IN = 256  # tokens each parallel stream reads, unscored, before its first scored target
+MIN_STREAM = 1024  # targets per parallel stream at least: shorter texts are read as fewer streams
+
+
+def _window(ids, a: int, b: int) -> torch.Tensor:
+    """ids[a:b] as a long tensor on the CPU; `ids` a tensor or a numpy array (a memory map)."""
+    if torch.is_tensor(ids):
+        return ids[a:b].long()
+    return torch.from_numpy(np.asarray(ids[a:b]).astype(np.int64))
+
+
+def stream_layout(n_all: int, streams: int, max_tokens: int | None = None, burn_in: int = BURN_IN,
+                  ) -> list[tuple[int, int, int]]:
+    """(begin, first, end) per parallel stream over the n_all targets of a text (target t: ids[t + 1]
+    after ids[..t]): the stream scores targets first..end-1 and reads from `begin` = first - burn_in
+    (0 for the first stream). Up to `max_tokens` targets in all, as `streams` streams (fewer when a
+    stream would get under MIN_STREAM targets) that start at evenly spaced positions of the text, so
+    that a capped evaluation samples all of it; uncapped, the streams cut the text into consecutive parts."""
+    n = min(n_all, max_tokens) if max_tokens else n_all
+    b = max(1, min(streams, n // MIN_STREAM))
+    starts = [r * n_all // b for r in range(b)] + [n_all]
+    out = []
+    for r in range(b):
+        first = starts[r]
+        length = min((r + 1) * n // b - r * n // b, starts[r + 1] - first)
+        out.append((max(0, first - burn_in), first, first + length))
+    return out
+
+
+@torch.no_grad()
+def stream_nll(model: LanguageModel, ids, streams: int = 32, max_tokens: int | None = None,
+               burn_in: int = BURN_IN, chunk: int | None = None) -> tuple[float, int, int]:
+    """(total NLL in nats, targets scored, streams) of a text read as parallel streams with the state carried.
+
+    The way PyTorch's word_language_model evaluates with an eval batch, instead of one batch-1
+    sequence: the text (ids (n,), a tensor or a numpy memory map) is cut into `streams` contiguous
+    parts (`stream_layout`), read side by side, `chunk` steps at a time. Each stream after the first
+    starts from zeros `burn_in` tokens before its first scored target, so its first targets are
+    predicted with context, as in one long read. With one stream this is `sequence_nll`."""
+    n_all = len(ids) - 1
+    if n_all < 1:
+        raise ValueError("ids must hold at least 2 tokens")
+    model.eval()
+    device = next(model.parameters()).device
+    layout = stream_layout(n_all, streams, max_tokens, burn_in)
+    rows, vocab = len(layout), model.cfg.encoder.vocab_size
+    width = max(vocab, 4 * model.cfg.encoder.hidden)  # logits, or the LSTM gates of a layer
+    chunk = chunk or max(32, min(2048, (1 << 23) // (rows * width)))  # ~32 MB of float32 per (rows, chunk, width)
+    steps = max(end - begin for begin, _, end in layout)
+    state, total, n = None, 0.0, sum(end - first for _, first, end in layout)
+    pad = model.cfg.encoder.pad_id
+    for p in range(0, steps, chunk):
+        c = min(chunk, steps - p)
+        x = torch.full((rows, c), pad, dtype=torch.long)
+        y = torch.full((rows, c), -100, dtype=torch.long)
+        for r, (begin, first, end) in enumerate(layout):
+            a, b = begin + p, min(begin + p + c, end)
+            if b > a:
+                x[r, : b - a] = _window(ids, a, b)
+                y[r, : b - a] = _window(ids, a + 1, b + 1)
+                y[r, : max(0, min(first, b) - a)] = -100  # burn-in: read, not scored
+        logits, state = model(x.to(device), state)
+        total += float(F.cross_entropy(logits.reshape(-1, vocab).double(), y.reshape(-1).to(device),
+                                       ignore_index=-100, reduction="sum"))
+    return total, n, rows
 
 
 def lm_metrics(total_nats: float, tokens: int, chars: int) -> dict:

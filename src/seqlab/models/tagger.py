@@ -251,3 +251,17 @@ def tag_marginals(model, batch: TagBatch) -> torch.Tensor:
         em = em.detach().double().requires_grad_(True)
         (grad,) = torch.autograd.grad(crf.log_partition(em, model.mask(batch)).sum(), em)
     return grad
+
+
+def tag_log_scores(model, batch: TagBatch) -> torch.Tensor:
+    """log p(tag_t = k | sentence), differentiable (batch, time, tags): with a CRF its log-marginals
+    (the gradient of log Z, kept in the graph: what the backward view and saliency differentiate),
+    without one the emission scores (their softmax is p; under no_grad, the values only)."""
+    em = model(batch)
+    if model.crf is None:
+        return em
+    graph = em.requires_grad
+    with torch.enable_grad():
+        em = em if graph else em.detach().requires_grad_(True)
+        (marg,) = torch.autograd.grad(model.crf.log_partition(em, model.mask(batch)).sum(), em, create_graph=graph)
+    return marg.clamp_min(1e-300).log()

@@ -25,6 +25,7 @@ _LAZY = {
     "Tagger": "tag", "TagConfig": "tag",
     "Forecaster": "forecast", "ForecastConfig": "forecast",
     "MemoryTask": "memory", "MemoryConfig": "memory",
+    "Recognizer": "speech", "SpeechConfig": "speech",
 }
 
 

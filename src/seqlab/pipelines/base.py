@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ import torch
 
 from seqlab.errors import UserError
 from seqlab.pipelines.config import Config
-from seqlab.train.checkpoint import recover, save_checkpoint
+from seqlab.train.checkpoint import recover, remove_if_no_checkpoint, save_checkpoint
 from seqlab.train.lock import RunLock
 from seqlab.train.trainer import Trainer
 
@@ -46,6 +47,32 @@ class Steps:
     labels: list[str] | None = None
     top_tokens: list[list[str]] | None = None
     note: str = ""
+
+
+@dataclass
+class Readout:
+    """One text as the backward view and input saliency differentiate it (`Pipeline.readout`).
+
+    model: the module `run` calls (its `encoder` inside it is what the unroller recomputes; they run
+    it on a float64 copy of `model` whose encoder is replaced by the recomputed steps); tokens, inputs:
+    as in `Steps`; run(model, n) -> logits (n, positions, choices): the model's scores for n copies of
+    the text (softmax over the last axis gives its probabilities; a CRF tagger's are log-marginals);
+    positions: a name for each output position; labels: the name of each choice (classes, tags, the
+    vocabulary); targets (positions,): the choice each position is scored on by default (-1: the
+    model's most likely); position: the position shown by default; total: the positions a
+    whole-sequence loss sums over; regression: one raw output, no softmax."""
+
+    model: torch.nn.Module
+    encoder: torch.nn.Module
+    tokens: list[str]
+    inputs: torch.Tensor
+    run: object
+    positions: list[str]
+    labels: list[str]
+    targets: list[int]
+    position: int = -1
+    total: list[int] | None = None
+    regression: bool = False
 
 
 def shown(tok: str) -> str:
@@ -92,6 +119,14 @@ class Pipeline:
         """What the model reads and says at each step of `text` (the unroller's view of it)."""
         raise UserError(f"the unroller shows text models; a {self.task} model has no tokens to unroll")
 
+    def count_steps(self, text: str) -> int:
+        """len(steps(text).tokens), from the tokenizer alone (no model run): what unrolling `text` costs."""
+        raise UserError(f"the unroller shows text models; a {self.task} model has no tokens to unroll")
+
+    def readout(self, text: str) -> Readout:
+        """`text` as the backward view and input saliency differentiate it (see `Readout`)."""
+        raise UserError(f"the backward view shows text models; a {self.task} model has no tokens to unroll")
+
     def save(self, path: str | Path) -> Path:
         """Write this model as a checkpoint directory that `seqlab.load` (and the CLI's --model) opens."""
         path = save_checkpoint(path, self.model, self.meta())
@@ -131,18 +166,27 @@ def check_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a user-visible output file via a temporary file and a rename (never half a file)."""
+    """Write a user-visible output file via a temporary file and a rename (never half a file, and no
+    temporary file left behind, whatever stops it)."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a file name to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)
         os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path} ({e.strerror})") from None
+    except BaseException as e:
+        try:
+            tmp.unlink()
+        except OSError:  # never made (or its folder could not be)
+            pass
+        if isinstance(e, OSError):
+            from seqlab.train.checkpoint import _write_error
+
+            err = _write_error(path, e)
+            raise (err if err is not e else UserError(f"cannot write {path} ({e.strerror or e})")) from None
+        raise
 
 
 def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode: str, default_epochs: int = 10,
@@ -161,12 +205,19 @@ def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode
         return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie)
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out} is a file, not a directory; give another --out")
-    with RunLock(out):  # one writer per run directory, from the first check to the last checkpoint
-        for line in recover(out):
-            log(line)
-        run_dir = check_out_dir(out, resume, overwrite)
-        write_text_atomic(run_dir / "run.yaml", run_yaml(pipe.task, cfg))
-        return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie)
+    since = None if not Path(out).exists() else time.time()  # None: this call makes the directory
+    try:
+        with RunLock(out):  # one writer per run directory, from the first check to the last checkpoint
+            for line in recover(out):
+                log(line)
+            run_dir = check_out_dir(out, resume, overwrite)
+            write_text_atomic(run_dir / "run.yaml", run_yaml(pipe.task, cfg))
+            return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log,
+                          tie)
+    except BaseException:  # stopped before any checkpoint (NaN at step 1, ...): no run directory left behind
+        remove_if_no_checkpoint(out, since)
+        raise
+
 
 
 def _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie) -> dict:

@@ -27,7 +27,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics import classification_metrics, regression
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
-from seqlab.pipelines.base import Pipeline, Steps, finish, run_training, shown
+from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training, shown
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TableSettings, TokenSettings, TrainSettings
@@ -283,6 +283,21 @@ class Classifier(Pipeline):
         return Steps([shown(t) for t in self.vocab.decode(ids.tolist())], ids, "classes", probs,
                      list(self.labels.itos) if self.labels is not None else ["value"],
                      note="p(class | the text up to this token): the classifier's answer if the text ended here")
+
+    def readout(self, text: str) -> Readout:
+        """One output, the class scores of the whole text (logits (n, 1, classes)); a regression model's
+        one raw value."""
+        if self.vocab is None:
+            raise UserError("this classifier reads numeric feature sequences, not text; the backward view "
+                            "shows text models")
+        ids = self.encode([text])[0]  # (time,)
+
+        def run(model, n: int) -> torch.Tensor:
+            return model(ids.expand(n, -1), torch.full((n,), len(ids)))[:, None, :]
+
+        labels = list(self.labels.itos) if self.labels is not None else ["value"]
+        return Readout(self.model, self.model.encoder, [shown(t) for t in self.vocab.decode(ids.tolist())], ids,
+                       run, ["the whole text"], labels, [-1], 0, [0], regression=self.labels is None)
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:

@@ -15,10 +15,20 @@ Training reads the text as `batch` contiguous streams, `seq_len` tokens per step
 (`seqlab.data.streams`); the final state of a step is the start state of the next (detached:
 truncated BPTT, `CarriedStateStep`) and is reset to zeros at each epoch start. The carried state is
 part of the `last/` checkpoint, so a run resumed inside an epoch ends with the same weights as an
-uninterrupted one. Validation reads the whole held-out text (`valid`, or the last `dev_fraction` of
-the training text) as one sequence with the state carried (`sequence_nll`), and reports loss in
-nats/token, perplexity and bits per character (for word and subword levels, the total over all
-characters of the text).
+uninterrupted one.
+
+A text file is tokenized once, streaming, into a token store (`seqlab.pipelines.lm_corpus`,
+`seqlab.data.token_store`): a memory-mapped file of uint8/uint16/uint32 ids in `cache` (default
+OUT/tokens for files of 4 MB and more), reused by the next run on the same text with the same token
+settings; the batches are read from it window by window, so a corpus larger than memory trains.
+
+Validation scores the held-out text (`valid`, or the last `dev_fraction` of the training text) as
+`valid_streams` parallel streams with the state carried (`stream_nll`, as PyTorch's
+word_language_model evaluates), up to `valid_tokens` tokens (0: all; under `time`, as many as one
+CPU core scores in ~5% of the budget, at least 250,000: `lm_corpus.auto_valid_tokens`), and
+reports loss in nats/token, perplexity and bits per character (for word and subword levels, over
+the characters of the text scored).
+`evaluate(..., exact=True)` reads it as one sequence instead (`sequence_nll`).
 
 The defaults follow the time budget: with `hidden` and `embed` left None, a 1x256 model below 10
 minutes of `time` (or with no time limit), 1x512 from 10 minutes; embed = hidden, so the input and
@@ -28,9 +38,8 @@ written into the run's config (run.yaml, `lm.config`).
 
 from __future__ import annotations
 
+import math
 import os
-import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,19 +47,27 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from seqlab.data import Vocab, build_tokenizer, tokenizer_from_json
-from seqlab.data.readers import read_text
-from seqlab.data.split import holdout_tail
+from seqlab.data import Vocab, tokenizer_from_json
 from seqlab.data.streams import StreamBatcher
 from seqlab.data.vocab import EOS
 from seqlab.decode.sampling import generate as sample_tokens
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.models.dynamic_eval import dynamic_nll
-from seqlab.models.language_model import LanguageModel, detach_state, lm_metrics, sequence_nll
+from seqlab.models.language_model import LanguageModel, detach_state, lm_metrics
 from seqlab.models.language_model import LMConfig as ModelConfig
-from seqlab.pipelines.base import Pipeline, Steps, finish, run_training, shown
+from seqlab.pipelines.base import Pipeline, Readout, Steps, check_out_dir, finish, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
+from seqlab.pipelines.lm_corpus import (
+    Validation,
+    auto_valid_tokens,
+    encode_text,
+    prepare_corpus,
+    read_source,
+    score,
+    text_tokens,
+    unigram_bits_of_counts,
+)
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.callbacks import SampleText
@@ -87,6 +104,7 @@ class LMData(Config):
     subword_vocab: int = num(8000, 2)
     encoding: str = "utf-8"
     seq_len: int = num(64, 1)  # tokens per stream per step; gradients flow back at most this far
+    cache: str | None = None  # token store directory; None: OUT/tokens (files of 4 MB and more)
 
 
 @dataclass
@@ -99,6 +117,8 @@ class LMTrain(TrainSettings):
     amp: str = choice("auto", (*AMP, "auto"))
     dev_fraction: float = num(0.1, 0.0, 1.0, lo_open=True, hi_open=True)  # the CLI's --valid-fraction
     sample_every: int = num(0, 0)  # write a short sample every N evaluations (epochs); 0 = never
+    valid_tokens: int = num(0, 0)  # validation reads at most this many tokens; 0 = auto (see lm_corpus)
+    valid_streams: int = num(32, 1)  # validation reads the held-out text as this many parallel streams
 
 
 @dataclass
@@ -123,46 +143,9 @@ class LMConfig(Config):
 
 
 # ---- text --------------------------------------------------------------------------------------
-def text_tokens(tokenizer, text: str) -> list[str]:
-    """The token strings of a whole text: characters as they are, or each line's tokens + <eos>."""
-    if tokenizer.kind == "char":
-        return tokenizer.tokenize(text)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":  # a final newline ends the last line; it opens no new one
-        lines.pop()
-    return [t for line in lines for t in (*tokenizer.tokenize(line), EOS)]
-
-
-_FILE_SUFFIX = re.compile(r"\.(txt|text|gz|md|rst|csv|tsv|json|jsonl|py|html?|xml|tex)$", re.I)
-
-
-def _is_path(source) -> bool:
-    """A Path, or a str that names a file: one line, and an existing file or a file-like name."""
-    if isinstance(source, os.PathLike):
-        return True
-    return (isinstance(source, str) and "\n" not in source and len(source) < 4096
-            and (os.path.isfile(source) or bool(_FILE_SUFFIX.search(source.strip()))))
-
-
-def read_source(source, encoding: str = "utf-8", name: str = "the text") -> tuple[str, str]:
-    """(text, how to name it in messages) from a path, a string of text or a list of lines."""
-    if _is_path(source):
-        return read_text(source, encoding), str(source)
-    if isinstance(source, (list, tuple)) and all(isinstance(s, str) for s in source):
-        source = "".join(s if s.endswith("\n") else s + "\n" for s in source)
-    if not isinstance(source, str):
-        raise UserError(f"{name} must be a file path, a string of text or a list of lines, "
-                        f"not {type(source).__name__}")
-    if not source.strip():
-        raise UserError(f"{name} is empty; give some text")
-    return source.replace("\r\n", "\n"), name
-
-
 def unigram_bits(ids: torch.Tensor) -> float:
     """Entropy of the token frequencies in bits/token: the loss of the best context-free model."""
-    counts = torch.tensor(list(Counter(ids.tolist()).values()), dtype=torch.float64)
-    p = counts / counts.sum()
-    return max(0.0, float(-(p * p.log2()).sum()))  # one token type: 0.0, never -0.0
+    return unigram_bits_of_counts(torch.bincount(torch.as_tensor(ids).long()).numpy())
 
 
 # ---- the training step ---------------------------------------------------------------------------
@@ -229,53 +212,44 @@ class LM(Pipeline):
         cfg = cfg.resolved()
         m, dc = cfg.model, cfg.data
         tcfg = cfg.train.trainer_config(DEFAULT_EPOCHS)
-        text, name = read_source(train, dc.encoding, "the training text")
-        if valid is not None:
-            valid_text, valid_src = read_source(valid, dc.encoding, "the validation text")
-        else:  # hold out the end of the text
-            cut = holdout_tail(len(text), cfg.train.dev_fraction)
-            text, valid_text = text[:cut], text[cut:]
-            valid_src = f"the last {cfg.train.dev_fraction:.0%} of {name}"
-        tok = build_tokenizer(dc.level, text.split("\n"), dc.lowercase, dc.subword_vocab)
-        vocab = Vocab.build([text_tokens(tok, text)], dc.min_freq, dc.max_vocab)
+        if out is not None and not overwrite:
+            check_out_dir(out, resume, False)  # a run in the way is said before any tokenizing
+        cache = Path(dc.cache) if dc.cache else Path(out) / "tokens" if out is not None else None
+        corpus = prepare_corpus(train, valid, dc, cfg.train.dev_fraction, cache, bool(dc.cache), log)
+        tok, vocab = corpus.tokenizer, corpus.vocab
         data = {"level": dc.level, "lowercase": dc.lowercase, "encoding": dc.encoding, "seq_len": dc.seq_len,
                 "min_freq": dc.min_freq, "max_vocab": dc.max_vocab, "subword_vocab": dc.subword_vocab}
         mcfg = ModelConfig(m.encoder_config(len(vocab), vocab.pad_id), not m.no_tie, m.dropout)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(tok, vocab, LanguageModel(mcfg), data, cfg)
-        train_ids = pipe.encode(text)
-        need = tcfg.batch_size * dc.seq_len + 1
-        if len(train_ids) < need:
-            raise UserError(f"{name}: the training text has {len(train_ids)} {dc.level} tokens, fewer than one "
-                            f"batch (batch {tcfg.batch_size} x seq_len {dc.seq_len} + 1 = {need}); "
-                            "give more text or a smaller batch or seq_len")
-        if len(pipe.encode(valid_text)) < 2:
-            raise UserError(f"{valid_src}: the validation text has fewer than 2 tokens; "
-                            "give a longer validation text or a larger valid fraction")
-        batches = StreamBatcher(train_ids, tcfg.batch_size, dc.seq_len)
-        keep = ("loss", "perplexity", "bits_per_char")
-
-        def eval_fn(model):
-            res = pipe.evaluate(valid_text, valid_src)
-            return {k: res[k] for k in keep}
-
+        train_ids = corpus.check(tcfg.batch_size, dc.seq_len, dc.level)
+        batches = StreamBatcher(train_ids, tcfg.batch_size, dc.seq_len, len(vocab), corpus.store.name)
+        cap = cfg.train.valid_tokens or auto_valid_tokens(pipe.model, len(corpus.valid) - 1, cfg.train.time)
+        validation = Validation(corpus, dc.level, cfg.train.valid_streams, cap)
         if chosen:
             log("defaults for this budget: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
         n_params = sum(p.numel() for p in pipe.model.parameters())
         log(f"train {len(train_ids):,} {dc.level} tokens as {batches.batch} streams of {batches.stream_len:,} "
-            f"({len(batches)} steps/epoch); valid {valid_src}; vocab {len(vocab)}; {n_params:,} parameters"
-            f"{', tied weights' if mcfg.tied else ''}; unigram entropy {unigram_bits(train_ids):.3f} bits/token")
+            f"({len(batches)} steps/epoch); valid {corpus.valid_name} ({validation}); vocab {len(vocab)}; "
+            f"{n_params:,} parameters"
+            f"{', tied weights' if mcfg.tied else ''}; unigram entropy "
+            f"{unigram_bits_of_counts(corpus.counts):.3f} bits/token")
         if cfg.train.sample_every:  # a SampleText callback beside the run's own (metrics.jsonl, loss.png, ...)
             if callbacks is None:
                 from seqlab.train.callbacks import default_callbacks
 
                 callbacks = default_callbacks(out, cfg.train.logger)
             callbacks = [*callbacks, SampleText(pipe._progress_sample(cfg.train.seed), cfg.train.sample_every, log)]
-        st = run_training(pipe, batches, CarriedStateStep(batches), eval_fn, metric="loss", mode="min",
+        st = run_training(pipe, batches, CarriedStateStep(batches), validation, metric="loss", mode="min",
                           default_epochs=DEFAULT_EPOCHS, out=out, resume=resume, overwrite=overwrite,
                           callbacks=callbacks, log=log, trainer_config=tcfg)
-        res = pipe.evaluate(valid_text, valid_src)
-        finish(pipe, st, {k: res[k] for k in keep}, out, prefix="valid")
+        extra = {"tokenize_seconds": round(corpus.seconds, 2), "token_store": str(corpus.store.path or "")}
+        if int(os.environ.get("RANK", "0")) != 0:  # rank 0 evaluated best/ and writes the results
+            finish(pipe, st, dict.fromkeys(Validation.KEEP, math.nan), None, prefix="valid", extra=extra)
+            return pipe
+        res = validation.final(pipe.model, st.get("best"))
+        finish(pipe, st, {k: res[k] for k in Validation.KEEP}, out, prefix="valid",
+               extra={**extra, "valid_scored_tokens": res["tokens"], "valid_streams": res["streams"]})
         return pipe
 
     def _progress_sample(self, seed: int, length: int | None = None) -> Callable[[int], str]:
@@ -363,23 +337,27 @@ class LM(Pipeline):
     predict = generate  # the surface every pipeline shares
 
     # ---- scoring -----------------------------------------------------------------------------
-    def evaluate(self, data, source: str | None = None, dynamic: tuple[int, float] | None = None) -> dict:
-        """loss (nats/token), perplexity, bits_per_char, tokens, unk_rate over the whole of `data` (a
-        text file path, a string of text or a list of lines), read as one sequence; with `dynamic` =
-        (segment, lr), under dynamic evaluation (models/dynamic_eval.py)."""
-        text, name = read_source(data, self.data.get("encoding", "utf-8"), source or "the text")
+    def evaluate(self, data, source: str | None = None, dynamic: tuple[int, float] | None = None, *,
+                 exact: bool = False, streams: int = 32, max_tokens: int | None = None,
+                 encoding: str | None = None) -> dict:
+        """loss (nats/token), perplexity, bits_per_char, tokens, streams, unk_rate of `data` (a text file
+        path, streamed; a string of text or a list of lines): read as `streams` parallel streams with
+        the state carried (`stream_nll`), or as one sequence with `exact` (the figure of a single pass;
+        the two differ by the context each stream starts without), up to `max_tokens` tokens (None:
+        all); with `dynamic` = (segment, lr), under dynamic evaluation (models/dynamic_eval.py)."""
+        ids, chars, name = encode_text(data, self.tokenizer, self.vocab, encoding or self.data.get("encoding", "utf-8"),
+                                       source or "the text")
         source = source or name
-        ids = self.encode(text)
         if len(ids) < 2:
             raise UserError(f"{source}: {len(ids)} token, too short to score; give at least 2 tokens")
-        if dynamic:
-            nll, n = dynamic_nll(self.model, ids, *dynamic)
-            total = float(nll.sum())
-        else:
-            total, n = sequence_nll(self.model, ids)
-        chars = n if self.level == "char" else len(text)
+        if not dynamic:
+            return score(self.model, ids, chars, self.level, self.vocab.unk_id, streams=streams,
+                         max_tokens=max_tokens, exact=exact)
+        ids = torch.from_numpy(ids[: max_tokens + 1] if max_tokens else ids).long()
+        nll, n = dynamic_nll(self.model, ids, *dynamic)
+        chars = n if self.level == "char" else chars
         unk = float((ids == self.vocab.unk_id).float().mean())
-        return {**lm_metrics(total, n, chars), "tokens": n, "unk_rate": unk}
+        return {**lm_metrics(float(nll.sum()), n, chars), "tokens": n, "streams": 1, "unk_rate": unk}
 
     # ---- files ---------------------------------------------------------------------------------
     def input_ids(self, text: str) -> torch.Tensor:
@@ -393,6 +371,10 @@ class LM(Pipeline):
             raise UserError("the text is empty; type at least one character")
         return ids
 
+    def count_steps(self, text: str) -> int:
+        """The number of steps `steps(text)` unrolls."""
+        return len(self.input_ids(text))
+
     @torch.no_grad()
     def steps(self, text: str, top_k: int = 5) -> Steps:
         """Per token: the `top_k` most likely next tokens and their probabilities."""
@@ -403,6 +385,20 @@ class LM(Pipeline):
         return Steps([shown(itos[i]) for i in ids.tolist()], ids, "next_token", top.values.numpy(),
                      top_tokens=[[shown(itos[i]) for i in row] for row in top.indices.tolist()],
                      note="p(next token | the tokens so far): the most likely continuations after each step")
+
+    def readout(self, text: str) -> Readout:
+        """Per position t, the next-token logits (n, time, vocab); scored by default on the token that
+        follows in the text (the last position: on the model's most likely next token)."""
+        ids = self.input_ids(text).cpu()  # (time,)
+
+        def run(model, n: int) -> torch.Tensor:
+            return model(ids.expand(n, -1))[0]
+
+        itos = self.vocab.itos
+        toks = [shown(itos[i]) for i in ids.tolist()]
+        return Readout(self.model, self.model.encoder, toks, ids, run, [f"next after {t!r}" for t in toks],
+                       [shown(t) for t in itos], ids[1:].tolist() + [-1], len(ids) - 1,
+                       list(range(max(1, len(ids) - 1))))
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
@@ -420,4 +416,5 @@ class LM(Pipeline):
         return cls(tokenizer_from_json(v["tokenizer"]), Vocab.from_json(v["vocab"]), model, cfg["data"])
 
 
-__all__ = ["LM", "LMConfig", "LMData", "LMModel", "LMTrain", "CarriedStateStep", "text_tokens", "unigram_bits"]
+__all__ = ["LM", "LMConfig", "LMData", "LMModel", "LMTrain", "CarriedStateStep", "read_source", "text_tokens",
+           "unigram_bits"]

@@ -41,7 +41,7 @@ from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics.seq2seq import answer_tokens, exact_match, token_f1
 from seqlab.models.classifier import ClassifierConfig, TextClassifier
-from seqlab.pipelines.base import Pipeline, Steps, check_out_dir, finish, run_training
+from seqlab.pipelines.base import Pipeline, Readout, Steps, check_out_dir, finish, run_training
 from seqlab.pipelines.classify import Classifier
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
@@ -288,9 +288,16 @@ class QA(Pipeline):
         """The seq2seq model that writes answers, or None in classify mode (it picks a training answer)."""
         return self.inner if self.mode == "seq2seq" else None
 
+    def count_steps(self, text: str) -> int:
+        return self.inner.count_steps(text if self.mode == "seq2seq" else self.norm(text))
+
     def steps(self, text: str, top_k: int = 5) -> Steps:
         """The inner model's view: the seq2seq encoder, or the classifier's answer per prefix."""
         return self.inner.steps(text if self.mode == "seq2seq" else self.norm(text), top_k)
+
+    def readout(self, text: str) -> Readout:
+        """The inner model's: the seq2seq answer teacher-forced, or the classifier's class scores."""
+        return self.inner.readout(text if self.mode == "seq2seq" else self.norm(text))
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:

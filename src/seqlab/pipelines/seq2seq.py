@@ -32,7 +32,7 @@ from seqlab.models.seq2seq import (
     decoder_inputs,
     seq2seq_loss,
 )
-from seqlab.pipelines.base import Steps, run_training, shown
+from seqlab.pipelines.base import Readout, Steps, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.checkpoint import task_meta
@@ -192,6 +192,12 @@ class Seq2SeqPipeline:
         """What writes the output text token by token (with attention weights, when it has attention)."""
         return self
 
+    def count_steps(self, text: str) -> int:
+        """The number of encoder steps `steps(text)` unrolls (no SourceTruncated warning)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SourceTruncated)
+            return len(self.encode_src([text])[0])
+
     @torch.no_grad()
     def steps(self, text: str, top_k: int = 5) -> Steps:
         """The encoder only: the decoder reads all of its outputs (attention) and starts from its final state."""
@@ -199,6 +205,24 @@ class Seq2SeqPipeline:
         return Steps([shown(t) for t in self.src_vocab.decode(ids.tolist())], ids,
                      note="the encoder: the decoder reads all of its outputs (attention) and starts from its "
                           "final state")
+
+    def readout(self, text: str) -> Readout:
+        """The greedy output, teacher-forced: per output token (and the final <eos>) the decoder's logits
+        (n, output tokens + 1, target vocabulary), scored by default on the token it wrote."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SourceTruncated)
+            ids = self.encode_src([text])[0].cpu()  # (src,)
+        hyp = decode(self.model, [ids], 1, self.data["max_tgt_len"], pad_id=self.src_vocab.pad_id)[0]
+        out = [*hyp.tokens, self.tgt_vocab.eos_id]
+        tgt_in = decoder_inputs(torch.tensor([out]), *self._bos_pad())  # (1, tgt): <bos> + out[:-1]
+
+        def run(model, n: int) -> torch.Tensor:
+            return model(ids.expand(n, -1), torch.full((n,), len(ids)), tgt_in.expand(n, -1))[0]
+
+        itos = self.tgt_vocab.itos
+        return Readout(self.model, self.model.encoder, [shown(t) for t in self.src_vocab.decode(ids.tolist())], ids,
+                       run, [f"output {i}: {itos[t]!r}" for i, t in enumerate(out)], list(itos), out, 0,
+                       list(range(len(out))))
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:

@@ -34,9 +34,9 @@ from seqlab.data.split import holdout
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.metrics.tagging import entity_metrics, token_accuracy
-from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, TaggerConfig, case_of, tag_marginals
+from seqlab.models.tagger import CHAR_FEATURES, TagBatcher, TaggerConfig, case_of, tag_log_scores, tag_marginals
 from seqlab.models.tagger import Tagger as TaggerModel
-from seqlab.pipelines.base import Pipeline, Steps, finish, run_training
+from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
@@ -302,6 +302,10 @@ class Tagger(Pipeline):
         """p(tag | whole sentence) per token (time, tags): CRF marginals, or a softmax without a CRF."""
         return tag_marginals(self.model, next(iter(self.batches([words], batch_size=1))))[0]
 
+    def count_steps(self, text: str) -> int:
+        """The number of steps `steps(text)` unrolls: the words."""
+        return len(text.split())
+
     @torch.no_grad()
     def steps(self, text: str, top_k: int = 5) -> Steps:
         """Per token: p(tag | whole sentence)."""
@@ -312,6 +316,18 @@ class Tagger(Pipeline):
         note = "p(tag | whole sentence) per token" + (" (CRF marginals)" if self.model.crf is not None else "")
         return Steps(words, feats, "tags", self.probabilities(words).double().numpy(), list(self.tags.itos),
                      note=note)
+
+    def readout(self, text: str) -> Readout:
+        """Per token the log of p(tag | whole sentence) (n, time, tags): the CRF's log-marginals (the
+        gradient of its log Z, kept differentiable), or the emission scores without a CRF."""
+        st = self.steps(text)  # words and their features (time, input_dim)
+        words = st.tokens
+
+        def run(model, n: int) -> torch.Tensor:
+            return tag_log_scores(model, next(iter(self.batches([words] * n, batch_size=n))))
+
+        return Readout(self.model, self.model.encoder, words, st.inputs.cpu(), run, [f"tag of {w!r}" for w in words],
+                       list(self.tags.itos), [-1] * len(words), len(words) - 1, list(range(len(words))))
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:

@@ -2,11 +2,13 @@
 
 Each callback defines any of
     on_fit_start(trainer, resume)   before the first step (after a resume has loaded last/)
+    on_after_backward(trainer)      after each step's backward pass, before clipping (the gradients)
     on_log(trainer, record)         a metrics record: {"step", "epoch", "loss", "lr", ...} or {"dev_...": ...}
     on_fit_end(trainer)             after the last step, best/ written
 
 `default_callbacks(out)` is what a run directory gets: metrics.jsonl and loss.png. TensorBoard is one more
-(`TensorBoardLog`, `--logger tensorboard`; needs `pip install seqlab[tensorboard]`).
+(`TensorBoardLog`, `--logger tensorboard`; needs `pip install seqlab[tensorboard]`). `SampleText` writes a
+short sample of a language model every N evaluations (`seqlab lm train --sample-every N`).
 """
 
 from __future__ import annotations
@@ -73,9 +75,17 @@ class TensorBoardLog:
         except ImportError:
             raise UserError("TensorBoard logging needs the tensorboard package: pip install 'seqlab[tensorboard]'") \
                 from None
-        self.writer = SummaryWriter(str(logdir))
+        self._make, self.logdir, self.writer = SummaryWriter, str(logdir), None
+
+    def on_fit_start(self, trainer, resume: bool) -> None:
+        # the event file is opened when training starts, not when the callback is made: a run that is
+        # refused (an existing --out without --resume/--overwrite) leaves no file behind
+        if self.writer is None:
+            self.writer = self._make(self.logdir)
 
     def on_log(self, trainer, rec: dict) -> None:
+        if self.writer is None:
+            self.on_fit_start(trainer, False)
         for k, v in rec.items():
             if k not in ("step", "epoch") and isinstance(v, (int, float)):
                 tag = f"dev/{k[4:]}" if k.startswith("dev_") else f"train/{k}"
@@ -83,17 +93,48 @@ class TensorBoardLog:
         self.writer.flush()
 
     def on_fit_end(self, trainer) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class SampleText:
+    """Every `every` dev evaluations, write a short sample of the model as it trains (as char-rnn does).
+
+    `sample(k)` returns the text of the k-th sample (k = 1, 2, ...; it should draw from its own seeded
+    generator so the training's random stream, and with it an exact resume, is left alone); `write`
+    gets the lines (default: the Trainer's log, where the epoch lines go)."""
+
+    def __init__(self, sample, every: int, write=None):
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.sample, self.every, self.write = sample, every, write
+        self.evals = 0
+
+    def on_fit_start(self, trainer, resume: bool) -> None:
+        self.evals = 0
+
+    def on_log(self, trainer, rec: dict) -> None:
+        if not any(k.startswith("dev_") for k in rec):
+            return
+        self.evals += 1
+        if self.evals % self.every:
+            return
+        text = self.sample(self.evals // self.every)
+        (self.write or trainer.log)(f"--- sample at epoch {rec['epoch']:g}, step {rec['step']} ---\n{text}\n---")
 
 
 LOGGERS = ("jsonl", "tensorboard")
 
 
 def default_callbacks(out: str | Path | None, log: str = "jsonl") -> list:
-    """metrics.jsonl + loss.png in a run directory (+ TensorBoard with log="tensorboard"); History in memory."""
+    """metrics.jsonl, loss.png and grad_norms.jsonl (`seqlab.train.grad_flow`) in a run directory
+    (+ TensorBoard with log="tensorboard"); History in memory."""
     if out is None:
         return [History()]
-    cbs = [MetricsLog(out), LossPlot(out), History()]
+    from seqlab.train.grad_flow import GradNorms
+
+    cbs = [MetricsLog(out), LossPlot(out), History(), GradNorms(out)]
     if log == "tensorboard":
         cbs.append(TensorBoardLog(Path(out) / "tensorboard"))
     return cbs

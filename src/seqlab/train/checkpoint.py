@@ -356,6 +356,41 @@ def recover(run_dir: str | Path) -> list[str]:
     return done
 
 
+# what a training writes before its first checkpoint
+RUN_FILES = (".lock", "run.yaml", "metrics.jsonl", "grad_norms.jsonl")
+
+
+def remove_if_no_checkpoint(run_dir: str | Path, since: float | None = None) -> bool:
+    """After a training that stopped before writing any checkpoint (a NaN stop at the first steps, an
+    interrupt before the first save), leave no run directory behind. since None: the caller created
+    `run_dir`, so all of it goes. Else only what a training writes (RUN_FILES, TensorBoard event files)
+    modified from `since` (a time.time()) on, and the directory itself if that empties it: files of
+    the user's, or of an earlier run, stay. A directory with best/ or last/ (or a save to recover) is
+    left alone. True if the directory is gone."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or run_dir.is_symlink():
+        return False
+    if any((run_dir / n).exists() for n in ("best", "last")) or \
+            any(p.name.startswith((".best.", ".last.")) for p in run_dir.iterdir()):
+        return False
+    if since is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return not run_dir.exists()
+
+    def ours(p: Path) -> bool:
+        return p.is_file() and not p.is_symlink() and p.stat().st_mtime >= since - 2.0  # coarse file-system clocks
+
+    for p in [run_dir / n for n in RUN_FILES] + sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        if ours(p):
+            p.unlink(missing_ok=True)
+    for d in (run_dir / "tensorboard", run_dir):
+        try:
+            d.rmdir()  # only if nothing else is in it
+        except OSError:
+            pass
+    return not run_dir.exists()
+
+
 def _present(p: Path) -> bool:
     return p.exists() or p.is_symlink()
 

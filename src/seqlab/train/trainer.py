@@ -9,159 +9,52 @@ Resuming is exact: `last/` holds the optimizer state, the RNG state and the posi
 epoch, and the batch order of an epoch depends only on (seed, epoch), so a run that is killed
 and resumed ends with the same weights as one that was never interrupted.
 
+Ctrl-C (SIGINT) and, where a handler turns it into KeyboardInterrupt (the CLI does), SIGTERM stop
+the training between two steps: the signal is held while a step runs (forward, backward, the
+weight update and the bookkeeping after it) and acted on when the step is done, so the `last/`
+it saves is one consistent state (weights, optimizer, schedule position, RNG, the step function's
+carried state, the position in the data). A second signal while one is held stops at once; the
+save then takes the state before the unfinished step if the weights were not touched yet, and
+saves nothing if the interrupt came inside the weight update (`--resume` then continues from the
+previous checkpoint).
+
 Under torchrun the same loop trains data-parallel: each rank reads its share of every batch and
 the gradients are averaged over the ranks (`seqlab.train.distributed`).
 """
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from seqlab.errors import UserError
-from seqlab.train.checkpoint import load_state_tensors, load_weights, read_trainer_state, recover, save_checkpoint
+from seqlab.train.checkpoint import (
+    load_state_tensors,
+    load_weights,
+    read_trainer_state,
+    recover,
+    remove_if_no_checkpoint,
+    save_checkpoint,
+)
 from seqlab.train.distributed import setup
 from seqlab.train.lock import RunLock
-
-SCHEDULES = ("constant", "linear", "cosine")
-
-
-@dataclass
-class TrainConfig:
-    """Settings of the training loop (saved in config.json under "train")."""
-
-    epochs: int = 10  # 0 = no limit: train until the time budget is spent
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    clip: float = 1.0  # max global gradient norm; 0 = no clipping
-    schedule: str = "constant"  # constant | linear | cosine (decay to 0 over all steps)
-    warmup: int = 0  # steps of linear warm-up
-    patience: int = 0  # stop after this many evaluations without dev improvement; 0 = never
-    seed: int = 1
-    device: str = "auto"
-    save_every: int = 500  # also write last/ every N steps; 0 = only at epoch ends
-    time_budget: float = 0.0  # stop after this many seconds of training (evaluation not counted); 0 = no limit
-    log_every: int = 20  # steps between metrics-log lines
-    eval_every: int = 0  # also evaluate on dev every N steps; 0 = only at epoch ends
-    target: float | None = None  # stop once the dev metric reaches this value (>= for mode max, <= for min)
-    amp: str = "none"  # none | bf16 | fp16: run step_fn under autocast (bf16 on CPU or GPU, fp16 on GPU)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def lr_factor(step: int, total: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
-    """Multiplier of the base learning rate at optimizer step `step` (0-based).
-
-    The decay follows whichever runs out first: the steps (`total`, 0 = unknown) or the time
-    budget (`time_frac`, the share of it spent), so a `--time` run ends at the bottom of its schedule.
-    """
-    if cfg.warmup and step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    if cfg.schedule == "constant" or (total and total <= cfg.warmup):
-        return 1.0
-    step_frac = (step - cfg.warmup) / max(1, total - cfg.warmup) if total else 0.0
-    frac = min(1.0, max(step_frac, time_frac))
-    if cfg.schedule == "linear":
-        return 1.0 - frac
-    if cfg.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * frac))
-    raise UserError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-
-
-AMP = ("none", "bf16", "fp16")
-
-
-def bf16_native(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 matrix products natively (CPU: AVX-512 BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_amp(amp: str, device: str = "auto") -> str:
-    """'auto' -> 'bf16' where the device runs it natively, else 'none'; other values unchanged."""
-    return ("bf16" if bf16_native(pick_device(device)) else "none") if amp == "auto" else amp
-
-
-def autocast(cfg: TrainConfig, device: torch.device):
-    """The autocast context of `cfg.amp` on `device` (a no-op context for 'none')."""
-    if cfg.amp not in AMP:
-        raise UserError(f"unknown --amp {cfg.amp!r}; choose one of {', '.join(AMP)}")
-    if cfg.amp == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA GPU; on CPU use --amp bf16")
-    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype, enabled=cfg.amp != "none")
-
-
-class _Clock:
-    """Training time: wall time minus the pauses for evaluation and checkpoints."""
-
-    def __init__(self, elapsed: float = 0.0):
-        self.start = time.perf_counter() - elapsed
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start
-
-    def pause(self):
-        clock = self
-
-        class _Pause:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock.start += time.perf_counter() - self.t
-
-        return _Pause()
-
-
-def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split an optimizer state_dict into tensors (for safetensors) and JSON."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v
-            else:
-                scalars[f"{pid}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict, js: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
-    for key, v in js["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": js["param_groups"]})
+from seqlab.train.settings import (  # noqa: F401  (TrainConfig, AMP, SCHEDULES, ...: the Trainer's settings)
+    AMP,
+    SCHEDULES,
+    TrainConfig,
+    autocast,
+    bf16_native,
+    lr_factor,
+    pick_device,
+    resolve_amp,
+    seed_everything,
+)
+from seqlab.train.state import _Clock, _HeldSignals, _optimizer_from_flat, _optimizer_to_flat
 
 
 class Trainer:
@@ -178,8 +71,8 @@ class Trainer:
         eval_fn: model -> dict of dev metrics (called in eval mode without gradients), or None.
         metric: the key of eval_fn's dict that decides the best checkpoint; `mode` 'max' or 'min'.
         meta: JSON files written into every checkpoint, e.g. {"config.json": ..., "vocab.json": ...}.
-        callbacks: objects with any of on_fit_start(trainer, resume), on_log(trainer, record),
-            on_fit_end(trainer) (seqlab.train.callbacks); None = the defaults for `out`
+        callbacks: objects with any of on_fit_start(trainer, resume), on_after_backward(trainer),
+            on_log(trainer, record), on_fit_end(trainer) (seqlab.train.callbacks); None = the defaults for `out`
             (metrics.jsonl and loss.png in a run directory, nothing in memory).
         restore_best: load the best weights into `model` when training ends.
         tie: (metric, "min"|"max") that breaks a tie of `metric`, e.g. ("loss", "min") so that of two
@@ -206,18 +99,51 @@ class Trainer:
         self.device = self.dist.device
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._rng = torch.get_rng_state()
+        # where an interrupt finds the loop: "idle" between steps (all state consistent), "step" inside
+        # forward/backward (weights untouched: the state before the step is _rng and _carried), "update"
+        # inside the optimizer step and the counters after it (nothing consistent to save)
+        self._phase, self._carried = "idle", None
+        self._signals = _HeldSignals(active=False)
+        self._last_good: Path | None = None
         # fp16 needs loss scaling; for none/bf16 the scaler is disabled and passes everything through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
                       "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False, "best_tie": None}
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None) -> None:
+    def _last_checkpoint(self, finite: bool = True) -> tuple[Path, int] | None:
+        """(last/, its step) when this run has a last/ on disk, readable (with `finite`: finite weights and
+        optimizer state, read back); else None. For messages after a failure, which must not point at a
+        checkpoint that is not there."""
+        from seqlab.train.checkpoint import STATE, WEIGHTS, _load_tensors
+
+        ckpt = self._last_good
+        try:
+            if ckpt is not None and (ckpt / "trainer.json").is_file():
+                step = read_trainer_state(ckpt)["step"]
+                if not finite or all(bool(torch.isfinite(v).all()) for f in (WEIGHTS, STATE)
+                                     for v in _load_tensors(ckpt / f).values() if v.is_floating_point()):
+                    return ckpt, step
+        except UserError:
+            pass
+        return None
+
+    def _good_note(self) -> str:
+        last = self._last_checkpoint()
+        if last:
+            return f"the last good checkpoint is {last[0]} (step {last[1]})"
+        if self.out is not None and (self.out / "best" / "model.safetensors").is_file():
+            return f"no last/ checkpoint to resume from; the best weights so far are in {self.out / 'best'}"
+        return "no checkpoint was written"
+
+    def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None,
+              step_state: dict | None = None) -> None:
         tensors = trainer = None
         if with_state:
             own = {"rng.torch": torch.get_rng_state() if rng is None else rng}
             if hasattr(self.step_fn, "state_tensors"):  # e.g. an LM's carried hidden state
-                own.update({f"step.{k}": v for k, v in self.step_fn.state_tensors().items()})
+                carried = self.step_fn.state_tensors() if step_state is None else step_state
+                own.update({f"step.{k}": v for k, v in carried.items()})
             if torch.cuda.is_available():
                 own["rng.cuda"] = torch.cuda.get_rng_state()
             tensors, opt_js = _optimizer_to_flat(self.opt)
@@ -226,11 +152,12 @@ class Trainer:
                        "world_size": self.dist.world}
         if not self.dist.main:
             return
-        if not all(bool(torch.isfinite(v).all()) for v in self.model.state_dict().values() if v.is_floating_point()):
-            good = (f"the last good checkpoint is {self._last_good}" if self._last_good is not None
-                    else "no checkpoint was written")
+        finite = all(bool(torch.isfinite(v).all()) for v in self.model.state_dict().values() if v.is_floating_point())
+        if finite and tensors is not None:  # the optimizer's moments overflow before the weights do
+            finite = all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point())
+        if not finite:
             raise UserError(f"the weights became inf or nan by step {self.state['step']}; lower --lr (now "
-                            f"{self.cfg.lr}) or set --clip; {good}")
+                            f"{self.cfg.lr}) or set --clip; {self._good_note()}")
         if self.out is None:  # in memory: keep a copy of the best weights; there is no last/ to resume
             if name == "best":
                 self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -263,9 +190,22 @@ class Trainer:
 
     def _write_log(self, rec: dict) -> None:
         if self.dist.main:
-            for cb in self.callbacks:
-                if hasattr(cb, "on_log"):
-                    cb.on_log(self, rec)
+            self._callbacks("on_log", rec)
+
+    def _callbacks(self, event: str, *args) -> None:
+        """Call `event` on every callback that has it; a full disk (or a denied write) while a callback
+        writes its file (metrics.jsonl, loss.png, ...) is a one-line UserError, like a checkpoint's."""
+        from seqlab.train.checkpoint import _write_error
+
+        for cb in self.callbacks:
+            if hasattr(cb, event):
+                try:
+                    getattr(cb, event)(self, *args)
+                except OSError as e:
+                    err = _write_error(Path(e.filename) if getattr(e, "filename", None) else self.out or Path("."), e)
+                    if err is e:
+                        raise
+                    raise err from None
 
     # ---- the loop ----------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -289,10 +229,15 @@ class Trainer:
         interrupted is repaired first (`checkpoint.recover`)."""
         if self.out is None or not self.dist.main:
             return self._fit(batches, resume)
-        with RunLock(self.out):
-            for line in recover(self.out):
-                self.log(line)
-            return self._fit(batches, resume)
+        since = None if not self.out.exists() else time.time()  # None: this call makes the directory
+        try:
+            with RunLock(self.out):
+                for line in recover(self.out):
+                    self.log(line)
+                return self._fit(batches, resume)
+        except BaseException:  # stopped before any checkpoint (a NaN stop at step 1): leave no empty run behind
+            remove_if_no_checkpoint(self.out, since)
+            raise
 
     def _fit(self, batches, resume: bool) -> dict:
         cfg, st = self.cfg, self.state
@@ -310,38 +255,75 @@ class Trainer:
         else:
             seed_everything(cfg.seed + self.dist.rank)  # each rank its own dropout masks
         if self.dist.main:
-            for cb in self.callbacks:
-                if hasattr(cb, "on_fit_start"):
-                    cb.on_fit_start(self, resume)
+            self._callbacks("on_fit_start", resume)
         if not cfg.epochs and not cfg.time_budget:
             raise UserError("give a number of epochs or a time budget (--time); with neither, training never ends")
         total = cfg.epochs * len(batches)
         self.clock = _Clock(st["elapsed"])
-        try:
-            while (not cfg.epochs or st["epoch"] < cfg.epochs) and not st["done"]:
-                self._train_epoch(batches, total)
-                self._end_epoch()  # also after a partial epoch cut by the time budget
-        except KeyboardInterrupt:  # save the state as it was before the unfinished step
-            if self.out is None:
+        self._phase = "idle"
+        # single process with a run directory: a signal waits for the end of the step (see the module doc);
+        # under torchrun every rank must stop at the same step, so a signal acts at once there
+        self._signals = _HeldSignals(active=self.out is not None and self.dist.world == 1)
+        with self._signals:
+            try:
+                if resume:
+                    self._finish_interrupted_evaluation(len(batches))
+                while (not cfg.epochs or st["epoch"] < cfg.epochs) and not st["done"]:
+                    self._train_epoch(batches, total)
+                    self._end_epoch()  # also after a partial epoch cut by the time budget
+                    self._signals.deliver()
+                self._signals.deliver()
+            except KeyboardInterrupt:
+                self._interrupted()
                 raise
-            if self.dist.world > 1:  # the other ranks may be gone already: no collective save
-                self.log(f"interrupted; --resume continues from the last checkpoint in {self.out / 'last'}")
-                raise
-            st["elapsed"] = self.clock()
-            self._save("last", with_state=True, rng=self._rng)
-            self.log(f"interrupted; progress saved in {self.out / 'last'}; continue with --resume")
-            raise
         st["elapsed"] = self.clock()
         if self.dist.main and (self.eval_fn is None or st["best"] is None):
             self._save("best", with_state=False)
         if self.dist.main:
-            for cb in self.callbacks:
-                if hasattr(cb, "on_fit_end"):
-                    cb.on_fit_end(self)
+            self._callbacks("on_fit_end")
         self.dist.barrier()  # best/ is complete before any rank reads it
         if self.restore_best:
             self.load_best()
         return dict(st)
+
+    def _interrupted(self) -> None:
+        """Save last/ after a KeyboardInterrupt, if the state it found is consistent (see _phase)."""
+        st = self.state
+        if self.out is None:
+            return
+        if self.dist.world > 1:  # the other ranks may be gone already: no collective save
+            self.log(f"interrupted; nothing saved; {self._resume_note()}")
+            return
+        if self._phase == "update":  # inside the weight update: neither the state before nor after it
+            self.log(f"interrupted while the weights were being updated (step {st['step'] + 1}); nothing saved; "
+                     f"{self._resume_note()}")
+            return
+        st["elapsed"] = self.clock()
+        before = self._phase == "step"  # forward/backward: the weights are as they were before this step
+        self._save("last", with_state=True, rng=self._rng if before else None,
+                   step_state=self._carried if before else None)
+        self.log(f"interrupted; progress saved in {self.out / 'last'} (step {st['step']}); continue with --resume")
+
+    def _resume_note(self) -> str:
+        last = self._last_checkpoint(finite=False)  # every last/ written was checked finite when saved
+        return f"--resume continues from {last[0]} (step {last[1]})" if last else "no checkpoint was written"
+
+    def _finish_interrupted_evaluation(self, n_batches: int) -> None:
+        """A resumed run whose evaluation was cut short (an interrupt during it) does that evaluation
+        first, and what followed it (the checkpoint at an epoch end, the epoch end of an early stop),
+        as the uninterrupted run did."""
+        cfg, st = self.cfg, self.state
+        at_epoch_end = st["batch"] == 0 and st["epoch"] > 0
+        mid_epoch = bool(cfg.eval_every and self.eval_fn and st["batch"] and st["step"] % cfg.eval_every == 0)
+        if st["done"] or st["step"] == 0 or st["last_eval_step"] == st["step"] or not (at_epoch_end or mid_epoch):
+            return
+        self._validate(st["epoch"] + st["batch"] / n_batches)
+        if mid_epoch and st["done"]:
+            self._end_epoch()
+        elif at_epoch_end:
+            st["elapsed"] = self.clock()
+            with self.clock.pause():
+                self._save("last", with_state=True)
 
     def load_best(self) -> None:
         """Put the best weights (best/ on disk, or the in-memory copy) into the model."""
@@ -368,6 +350,8 @@ class Trainer:
         run_loss, run_n = 0.0, 0
         for batch in it:
             self._rng = torch.get_rng_state()
+            self._carried = self.step_fn.state_tensors() if hasattr(self.step_fn, "state_tensors") else None
+            self._phase = "step"
             time_frac = self.clock() / cfg.time_budget if cfg.time_budget else 0.0
             factor = lr_factor(st["step"], total, cfg, time_frac)
             for g in self.opt.param_groups:
@@ -376,19 +360,20 @@ class Trainer:
                 loss = self.step_fn(self.model, batch.to(self.device))
             loss = loss.float()
             if not torch.isfinite(loss):
-                good = (f"the last good checkpoint is {self._last_good}" if self._last_good is not None
-                        else "no checkpoint was written")
                 raise UserError(f"the training loss became {loss.item()} at step {st['step'] + 1}; lower "
-                                f"--lr (now {cfg.lr}) or set --clip; {good}")
+                                f"--lr (now {cfg.lr}) or set --clip; {self._good_note()}")
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.dist.average_gradients(self.model)
             self.scaler.unscale_(self.opt)
+            self._callbacks("on_after_backward")  # the step's gradients, before clipping (GradNorms reads them)
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or float("inf"))
+            self._phase = "update"
             self.scaler.step(self.opt)
             self.scaler.update()
             st["step"] += 1
             st["batch"] += 1
+            self._phase = "idle"
             run_loss += loss.item()
             run_n += 1
             if st["step"] % cfg.log_every == 0:
@@ -407,6 +392,7 @@ class Trainer:
                 self.log(f"time budget of {cfg.time_budget:.0f}s reached at step {st['step']}")
                 st["done"] = True
                 break
+            self._signals.deliver()  # the step is complete: a held Ctrl-C / SIGTERM stops here
         if run_n:  # the steps since the last log line, so that even a short run has a loss curve
             self._log_steps(run_loss, run_n, len(batches), cfg.lr * factor, gnorm, bar)
         bar.close()
@@ -442,7 +428,6 @@ class Trainer:
         st = self.state
         st["elapsed"] = self.clock()
         metrics = self.evaluate()
-        st["last_eval_step"] = st["step"]
         rec = {"step": st["step"], "epoch": round(epoch, 4), "time": st["elapsed"],
                **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
         self._write_log(rec)
@@ -452,9 +437,9 @@ class Trainer:
             line += "  (time budget reached)"
         if self.metric in metrics:
             if self._improved(metrics[self.metric], metrics):
+                self._save("best", with_state=False)  # first: an interrupt inside it leaves best and best/ as they were
                 st["best"], st["best_epoch"], st["bad_evals"] = metrics[self.metric], rec["epoch"], 0
                 st["best_tie"] = metrics.get(self.tie[0]) if self.tie else None
-                self._save("best", with_state=False)
                 line += "  *best*"
             else:
                 st["bad_evals"] += 1
@@ -465,4 +450,5 @@ class Trainer:
             if target is not None and (value >= target if self.mode == "max" else value <= target):
                 st["done"] = True
                 line += f"  (target {self.metric} {target} reached: stopping)"
+        st["last_eval_step"] = st["step"]  # done (a resume re-runs an evaluation that an interrupt cut short)
         self.log(line)

@@ -32,8 +32,61 @@ def _panels(tr: Trace, gates: bool) -> list[tuple[str, np.ndarray, str]]:
     return out
 
 
+def fit_texts(fig, texts, min_size: float = 6.0) -> bool:
+    """Re-wrap (and, for text that cannot wrap, shrink) each Text artist in `texts` until it lies inside
+    the figure, measured with the renderer; True if any changed (lay the figure out again then)."""
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else None
+    renderer = canvas.get_renderer() if canvas is not None else fig._get_renderer()
+    width = fig.bbox.width
+    changed = False
+    for t in texts:
+        flat = " ".join(t.get_text().split())
+        if not flat:
+            continue
+        for _ in range(20):
+            bb = t.get_window_extent(renderer)
+            if bb.x0 >= -0.5 and bb.x1 <= width + 0.5:
+                break
+            left = t.get_horizontalalignment() == "left"
+            room = (width - max(bb.x0, 0.0) if left else width) * 0.96
+            longest = max(len(line) for line in t.get_text().split("\n"))
+            chars = max(8, int(room / (bb.width / max(longest, 1))))
+            wrapped = textwrap.fill(flat, chars)
+            if wrapped != t.get_text() and chars < longest:
+                t.set_text(wrapped)
+            elif t.get_fontsize() > min_size:
+                t.set_fontsize(max(min_size, t.get_fontsize() * 0.9))
+            else:
+                break
+            changed = True
+    return changed
+
+
+def _layout(fig, texts) -> None:
+    """tight_layout, then fit the titles into the figure, and again while fitting changed them."""
+    for _ in range(4):
+        fig.tight_layout()
+        if not fit_texts(fig, texts):
+            break
+
+
 def plot_hidden(tr: Trace, out: str | Path, title: str = "", gates: bool = False) -> Path:
     """Write the hidden-state picture of a `Trace` (see the module docstring) to `out` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = hidden_figure(tr, title, gates)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=110)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def hidden_figure(tr: Trace, title: str = "", gates: bool = False):
+    """The matplotlib Figure of `plot_hidden` (not saved): one axes per heatmap panel (and colorbars),
+    then the output panel; every title wrapped to fit inside the figure. Close it with plt.close(fig)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,10 +139,7 @@ def plot_hidden(tr: Trace, out: str | Path, title: str = "", gates: bool = False
     head = title or f"{u.cell.upper()} unrolled over {T} steps"
     head += (f"   outputs (1, {T}, {u.outputs.shape[1]}),  h_n ({u.h_n.shape[0]}, 1, {u.hidden})"
              + (f",  c_n ({u.c_n.shape[0]}, 1, {u.hidden})" if u.c_n is not None else ""))
-    fig.suptitle(textwrap.fill(head, int(12 * width)), fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    sup = fig.suptitle(textwrap.fill(head, int(12 * width)), fontsize=10)
+    titles = [sup, *(t for ax in axes for t in (ax.title, ax._left_title, ax._right_title))]
+    _layout(fig, titles)
+    return fig

@@ -58,10 +58,8 @@ def trace(pipe, text: str, top_k: int = 5) -> Trace:
                  st.top_tokens, st.note)
 
 
-def toy_trace(cell: str, text: str, hidden: int = 4, seed: int = 0) -> Trace:
-    """A 1-layer scratch `cell` (rnn/lstm/gru, NumPy, weights drawn with `seed`) over the words of
-    `text`, each a fixed 2-d vector (`seqlab.scratch.explain.word_vectors`); per step, a random
-    untrained 2-class readout softmax(W h_t + b), to show where a classifier's output comes from."""
+def toy_parts(cell: str, text: str, hidden: int = 4, seed: int = 0):
+    """(the scratch layer, words, x (time, 2), readout W (classes, hidden), b (classes,)) of `toy_trace`."""
     from seqlab.scratch import make_cell
     from seqlab.scratch.explain import WORD_DIM, word_vectors
 
@@ -72,9 +70,17 @@ def toy_trace(cell: str, text: str, hidden: int = 4, seed: int = 0) -> Trace:
         raise UserError("the text is empty; type at least one word")
     vectors = word_vectors(words, seed)
     layer = make_cell(cell, WORD_DIM, hidden, 1, seed)
-    unrolled = unroll_scratch(layer, np.stack([vectors[w] for w in words]))
     rng = np.random.default_rng(seed + 1)
     w, b = rng.normal(0, 1, (len(TOY_CLASSES), hidden)), rng.normal(0, 0.1, len(TOY_CLASSES))
+    return layer, words, np.stack([vectors[w] for w in words]), w, b
+
+
+def toy_trace(cell: str, text: str, hidden: int = 4, seed: int = 0) -> Trace:
+    """A 1-layer scratch `cell` (rnn/lstm/gru, NumPy, weights drawn with `seed`) over the words of
+    `text`, each a fixed 2-d vector (`seqlab.scratch.explain.word_vectors`); per step, a random
+    untrained 2-class readout softmax(W h_t + b), to show where a classifier's output comes from."""
+    layer, words, x, w, b = toy_parts(cell, text, hidden, seed)
+    unrolled = unroll_scratch(layer, x)
     z = unrolled.outputs @ w.T + b
     probs = np.exp(z - z.max(1, keepdims=True))
     note = "an untrained random readout softmax(W h_t + b): how a classifier turns h_t into class probabilities"

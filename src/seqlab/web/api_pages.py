@@ -26,7 +26,8 @@ def generate_text(req: GenerateRequest, request: Request) -> dict:
         _, pipe = reg.get(req.model, ("lm",))
         prime = pipe.encode_prime(req.prime)
         gen = torch.Generator(device=next(pipe.model.parameters()).device).manual_seed(req.seed)
-        ids = generate(pipe.model, prime, req.length, 1, req.temperature, req.top_k, req.top_p, gen)[0]
+        ids = generate(pipe.model, prime, req.length, 1, req.temperature, req.top_k, req.top_p, gen,
+                       banned=pipe.banned_ids)[0]
     return {"model": req.model, "prime": req.prime, "text": pipe.decode(ids.tolist()),
             "tokens": [pipe.vocab.itos[i] for i in ids.tolist()], "level": pipe.level}
 
@@ -98,8 +99,11 @@ def forecast(req: ForecastRequest, request: Request) -> dict:
 
 @router.get("/curves")
 def curves(request: Request, run: Annotated[list[str], Query()]) -> dict:
-    """Training loss per step and dev metrics per epoch of each `run` (repeat ?run=... for several)."""
+    """Training loss per step and dev metrics per epoch of each `run` (repeat ?run=... for several), and
+    its per-layer gradient norms per step (grad_norms: {layer: [[step, norm], ...]}, {} when not logged)."""
+    from seqlab.train.grad_flow import read_grad_norms
     from seqlab.viz.curves import read_log
+    from seqlab.viz.grad_plot import grad_series
 
     if len(run) > 20:
         raise UserError(f"{len(run)} runs asked for; show at most 20 at once")
@@ -110,6 +114,8 @@ def curves(request: Request, run: Annotated[list[str], Query()]) -> dict:
         if not (path / "metrics.jsonl").is_file():
             raise UserError(f"run {name!r} has no metrics.jsonl yet")
         steps, epochs = read_log(path)
+        grads = {k: [list(p) for p in zip(*xy)] for k, xy in grad_series(read_grad_norms(path)).items()}
         out.append({"name": name, "steps": [[r["step"], r["loss"]] for r in steps],
-                    "epochs": [{k: v for k, v in r.items() if k == "epoch" or k.startswith("dev_")} for r in epochs]})
+                    "epochs": [{k: v for k, v in r.items() if k == "epoch" or k.startswith("dev_")} for r in epochs],
+                    "grad_norms": grads})
     return {"runs": out}

@@ -2,9 +2,13 @@
 all served from this package: the page loads nothing from elsewhere, and its Content-Security-Policy
 says so to the browser).
 
-    GET  /                   the page (#unroller, #generate, #translate, #tag, #forecast, #curves)
+    GET  /                   the page (#unroller, #generate, #translate, #tag, #forecast, #curves, #gradients)
     GET  /api/models         toy cells and the runs under --models
     POST /api/unroll         one text through a model, step by step (see api_unroll.py)
+    POST /api/backward       the gradient of one output flowing back through the steps (api_backward.py)
+    POST /api/saliency       integrated gradients and gradient x input per input token
+    POST /api/vanishing      ||dL/dh_t|| against distance for a W_hh of spectral radius rho (the live demo)
+    POST /api/neurons/match, /contexts, /trace   neuron search (api_neurons.py)
     POST /api/generate       language model sampling          POST /api/seq2seq   translation / QA + attention
     POST /api/tag            tags + per-token probabilities   POST /api/forecast  forecast + intervals
     GET  /api/curves?run=..  training curves
@@ -31,7 +35,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from seqlab.errors import UserError
-from seqlab.web import api_pages, api_unroll
+from seqlab.web import api_backward, api_neurons, api_pages, api_unroll
 from seqlab.web.registry import Forbidden, NotFound, Registry
 from seqlab.web.schemas import MAX_BODY
 
@@ -107,12 +111,15 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(models: str | Path | None = None, loopback_only: bool = False) -> FastAPI:
+def create_app(models: str | Path | None = None, loopback_only: bool = False, host: str | None = None) -> FastAPI:
     """The app serving the runs under `models` (None: the toy cells only). loopback_only: answer only
-    requests addressed to 127.0.0.1 / localhost (a guard against DNS rebinding when bound there)."""
+    requests addressed to 127.0.0.1 / localhost / [::1], or to `host` (the loopback address it is bound to,
+    e.g. 127.0.0.2): a guard against DNS rebinding."""
     app = FastAPI(title="seqlab", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.registry = Registry(models)
     app.include_router(api_unroll.router)
+    app.include_router(api_backward.router)
+    app.include_router(api_neurons.router)
     app.include_router(api_pages.router)
 
     @app.exception_handler(UserError)
@@ -130,7 +137,8 @@ def create_app(models: str | Path | None = None, loopback_only: bool = False) ->
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if loopback_only:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)
+        bound = [] if not host else [host] if host.startswith("[") or ":" not in host else [host, f"[{host}]"]
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_NAMES, *bound])
     app.add_middleware(GZipMiddleware, minimum_size=4096)  # an unrolled text is mostly numbers: ~4x smaller
     app.add_middleware(Guard, max_bytes=MAX_BODY)
     return app

@@ -2,14 +2,18 @@
 import { get } from "./api.js";
 import { setupPages } from "./pages.js";
 import { setupUnroller } from "./unroller.js";
+import { setupBackward } from "./backward.js";
+import { setupNeurons } from "./neurons.js";
+import { redraw, setupVanishing } from "./vanishing.js";
 import { html } from "./svg.js";
 
-const PAGES = ["unroller", "generate", "translate", "tag", "forecast", "curves"];
+const PAGES = ["unroller", "generate", "translate", "tag", "forecast", "curves", "gradients"];
 
 function route() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "unroller";
   for (const p of PAGES) document.getElementById(`page-${p}`).hidden = p !== page;
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.hash === `#${page}`));
+  if (page === "gradients" && !document.getElementById("van-plot").children.length) redraw();
 }
 
 async function start() {
@@ -26,6 +30,9 @@ async function start() {
   sel.replaceChildren(toys, trained);
   sel.value = "toy:lstm";
   setupUnroller();
+  setupBackward();
+  setupNeurons();
+  setupVanishing();
   setupPages(models);
   document.getElementById("models-root").textContent = r && r.root ? r.root : "(none: start with --models DIR)";
   window.addEventListener("hashchange", route);

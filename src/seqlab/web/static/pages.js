@@ -121,6 +121,13 @@ async function curves() {
     }).filter((s) => s.x.length);
     box.append(lineChart(series, { width: 420, height: 260, xlabel: "epoch", ylabel: key }));
   }
+  // per-layer gradient norms (grad_norms.jsonl): one line per layer of each run, log scale
+  const grads = r.runs.flatMap((run) => Object.entries(run.grad_norms || {}).map(([layer, pts], i) => ({
+    name: r.runs.length > 1 ? `${run.name} ${layer}` : layer, x: pts.map((p) => p[0]),
+    y: pts.map((p) => Math.log10(p[1])), color: PALETTE[i % PALETTE.length],
+    dash: runs.indexOf(run.name) > 0 ? "5 3" : undefined })));
+  if (grads.length) box.append(lineChart(grads, { width: 640, height: 300, xlabel: "optimizer step",
+    ylabel: "log10 gradient norm (before clipping)", testid: "grad-norms" }));
 }
 
 export function setupPages(models) {

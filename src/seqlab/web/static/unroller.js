@@ -1,6 +1,8 @@
 // The RNN unroller: the same cell at every step, the hidden state flowing from one step to the next.
 import { bars, colorDiv, colorSeq, el, fmt, heatmap, html, lineChart, maxAbs, text, title } from "./svg.js";
 import { checkInputs, post, setStatus } from "./api.js";
+import { resetBackward } from "./backward.js";
+import { resetNeurons } from "./neurons.js";
 
 const GATE_INFO = {
   i: "input gate σ: how much of g to write into the cell",
@@ -32,6 +34,8 @@ export async function runUnroll() {
   setStatus(`${data.model}: ${data.steps} steps of a ${data.num_layers}-layer ${data.directions === 2 ? "bidirectional " : ""}`
             + `${data.cell.toUpperCase()} (hidden ${data.hidden})`);
   render();
+  resetBackward(body);  // the backward view of the same text, its default output
+  resetNeurons(body, data);
 }
 
 export function setupUnroller() {
