@@ -31,6 +31,7 @@ from seqlab import __version__
 from seqlab.errors import UserError
 from seqlab.export.graphs import GraphSpec, onnx_friendly, sample_inputs, specs
 from seqlab.export.runtime import SUFFIXES, Graphs
+from seqlab.pipelines.base import write_bytes_atomic
 from seqlab.train.checkpoint import load_weights, read_json, resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
@@ -96,7 +97,7 @@ def _write_onnx(graphs: list[GraphSpec], samples: dict, meta: dict[str, dict], o
     for k, v in props.items():
         main.metadata_props.add(key=k, value=v)
     main.producer_name, main.producer_version = "seqlab", __version__
-    _atomic(out, main.SerializeToString())
+    write_bytes_atomic(out, main.SerializeToString())
 
 
 def _write_torchscript(graphs: list[GraphSpec], samples: dict, meta: dict[str, dict], out: Path) -> None:
@@ -104,31 +105,7 @@ def _write_torchscript(graphs: list[GraphSpec], samples: dict, meta: dict[str, d
     traced = torch.jit.trace_module(container, {g.name: samples[g.name] for g in graphs}, check_trace=False)
     buf = io.BytesIO()
     torch.jit.save(traced, buf, _extra_files={k: json.dumps(v) for k, v in meta.items()})
-    _atomic(out, buf.getvalue())
-
-
-def _atomic(out: Path, data: bytes) -> None:
-    """Write `data` to `out` via `.NAME.tmp-PID` and a rename: never half a file, and no temporary file
-    left behind whatever stops it (a full disk is a one-line UserError)."""
-    from seqlab.train.checkpoint import _write_error
-
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException as e:
-        try:
-            tmp.unlink()
-        except OSError:  # never made (or its folder could not be)
-            pass
-        if isinstance(e, OSError):
-            err = _write_error(out, e)
-            raise (err if err is not e else UserError(f"cannot write --out {out} ({e.strerror or e})")) from None
-        raise
+    write_bytes_atomic(out, buf.getvalue())
 
 
 @torch.no_grad()

@@ -166,15 +166,23 @@ def check_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a user-visible output file via a temporary file and a rename (never half a file, and no
-    temporary file left behind, whatever stops it)."""
+    """Write a user-visible text file atomically (see `write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write a user-visible output file via `.NAME.tmp-PID`, fsync and a rename: never half a file, and
+    no temporary file left behind whatever stops it (a full disk is a one-line UserError)."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a file name to write")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         try:

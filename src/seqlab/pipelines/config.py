@@ -52,6 +52,14 @@ def choice(default, options, allow_none=False):
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(s|sec|m|min|h|hr)?\s*$", re.I)
 
 
+def duration(value, param: str = "train.time") -> float:
+    """`parse_minutes` for a config field: a bad value is a ConfigError naming `param`."""
+    try:
+        return parse_minutes(value)
+    except ValueError as e:
+        raise ConfigError(param, str(e)) from None
+
+
 def parse_minutes(value) -> float:
     """A duration in minutes from 15, 15.0, "15", "90s", "15m", "1.5h"; a bare number means minutes."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

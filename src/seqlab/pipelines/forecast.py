@@ -19,7 +19,7 @@ trained in. Checkpoints written before that re-read the file named in config.jso
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 
 from seqlab.data.timeseries import (
-    FILLS,
     Scaler,
     TimeSeries,
     calendar_features,
@@ -53,12 +52,11 @@ from seqlab.forecast.series import (
     test_start_of,
 )
 from seqlab.metrics.forecast import mase_scale
-from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS, ForecasterConfig
 from seqlab.models.forecaster import Forecaster as ForecastNet
+from seqlab.models.forecaster import ForecasterConfig
 from seqlab.pipelines.base import Pipeline, finish, run_training, write_text_atomic
-from seqlab.pipelines.config import Config, choice, num
+from seqlab.pipelines.forecast_config import ForecastConfig
 from seqlab.pipelines.registry import register_task
-from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
 
@@ -66,56 +64,6 @@ TASK = "forecast"
 LEVELS = (0.8, 0.95)
 DEFAULT_EPOCHS = 100
 DEFAULT_ORIGINS = 5  # forecast origins of a default backtest (fewer where the test part holds fewer)
-
-
-@dataclass
-class ForecastModel(EncoderSettings):
-    """The recurrent forecaster: encoder, decoder, output distribution."""
-
-    hidden: int | None = num(64, 1, 65536, allow_none=True)
-    dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
-    horizon: int = num(12, 1)  # steps forecast at once
-    decoder: str = choice("direct", DECODERS)
-    likelihood: str = choice("gaussian", LIKELIHOODS)
-    window_norm: str | None = choice(None, WINDOW_NORMS, allow_none=True)  # None: season if seasonal, else last
-    teacher_forcing: float = num(1.0, 0.0, 1.0)
-    ensemble: int | None = num(None, 1, 1024, allow_none=True)  # None: 5 for short series, else 1
-    head_dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
-
-
-@dataclass
-class ForecastData(Config):
-    """How the series is read and cut into train / dev / test parts."""
-
-    time_col: str = "0"  # a CSV's time column: name or 0-based index; a DataFrame's: a column name
-    no_time: bool = False  # no time column: rows are the steps
-    time_format: str | None = None
-    target: str | None = None  # column(s) to forecast, comma-separated (default: the first after the time)
-    covariates: str | None = None  # known covariates, comma-separated
-    fill: str = choice("none", FILLS)
-    season: int | None = num(None, 1, allow_none=True)  # None: from the frequency
-    freq: str | None = None  # a plain array's frequency (e.g. "MS"); sets the default season
-    delimiter: str | None = None
-    encoding: str = "utf-8"
-    lookback: int | None = num(None, 1, allow_none=True)  # past steps the model reads; None: from the data
-    test: int | None = num(None, 0, allow_none=True)  # None: 20% of the series
-    test_start: str | None = None  # first time of the test part (instead of test)
-    dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon; 0: none
-    log_scale: bool | None = None  # the CLI's --log: model the log; None: when the seasonal swing grows
-    calendar: bool | None = None  # the position in the season as known covariates; None: when seasonal
-
-
-@dataclass
-class ForecastTrain(TrainSettings):
-    batch: int = num(32, 1)
-    patience: int = num(20, 0)
-
-
-@dataclass
-class ForecastConfig(Config):
-    model: ForecastModel = field(default_factory=ForecastModel)
-    data: ForecastData = field(default_factory=ForecastData)
-    train: ForecastTrain = field(default_factory=ForecastTrain)
 
 
 # ---- series in -----------------------------------------------------------------------------------

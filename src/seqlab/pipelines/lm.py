@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from seqlab.data import Vocab, tokenizer_from_json
 from seqlab.data.streams import StreamBatcher
@@ -54,7 +53,7 @@ from seqlab.decode.sampling import generate as sample_tokens
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.models.dynamic_eval import dynamic_nll
-from seqlab.models.language_model import LanguageModel, detach_state, lm_metrics
+from seqlab.models.language_model import LanguageModel, lm_metrics
 from seqlab.models.language_model import LMConfig as ModelConfig
 from seqlab.pipelines.base import Pipeline, Readout, Steps, check_out_dir, finish, run_training, shown
 from seqlab.pipelines.config import Config, ConfigError, choice, num
@@ -68,6 +67,7 @@ from seqlab.pipelines.lm_corpus import (
     text_tokens,
     unigram_bits_of_counts,
 )
+from seqlab.pipelines.lm_step import CarriedStateStep
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.callbacks import SampleText
@@ -146,40 +146,6 @@ class LMConfig(Config):
 def unigram_bits(ids: torch.Tensor) -> float:
     """Entropy of the token frequencies in bits/token: the loss of the best context-free model."""
     return unigram_bits_of_counts(torch.bincount(torch.as_tensor(ids).long()).numpy())
-
-
-# ---- the training step ---------------------------------------------------------------------------
-class CarriedStateStep:
-    """The Trainer's step_fn for `StreamBatcher` chunks: truncated BPTT with the state carried.
-
-    Each call reads ids (batch, seq_len) from the final state of the previous chunk, keeps the new
-    final state detached (values carried, gradient cut at the chunk boundary) and returns the mean
-    cross-entropy over the (batch, seq_len) targets. The state restarts from zeros at the first
-    chunk of an epoch (``batch.index[0] == batches.starts[0]``; 0 without `batches`). The carried
-    state is saved in last/ checkpoints (`state_tensors`), so a run resumed inside an epoch goes on
-    from the same state.
-    """
-
-    def __init__(self, batches: StreamBatcher | None = None):
-        self.state, self.batches = None, batches
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        if self.state is None:
-            return {}
-        parts = self.state if isinstance(self.state, tuple) else (self.state,)
-        return {f"carried.{i}": t for i, t in enumerate(parts)}
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        parts = [tensors[f"carried.{i}"] for i in range(len(tensors))]
-        self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
-
-    def __call__(self, model: LanguageModel, batch) -> torch.Tensor:
-        first = int(self.batches.starts[0]) if self.batches is not None else 0  # (a rank's rows start later)
-        if int(batch.index[0]) == first:  # the first chunk of an epoch: the streams start afresh
-            self.state = None
-        logits, state = model(batch.ids, self.state)
-        self.state = detach_state(state)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
 
 
 # ---- the pipeline --------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from seqlab.export import runtime
 from seqlab.models.encoder import CELLS
 from seqlab.models.memory import MemoryNet
 from seqlab.pipelines.base import Pipeline, finish, run_training
-from seqlab.pipelines.config import Config, ConfigError, choice, num, parse_minutes
+from seqlab.pipelines.config import Config, ConfigError, choice, duration, num
 from seqlab.pipelines.registry import register_task
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
@@ -202,10 +202,7 @@ class MemoryTrain(Config):
 
     def __post_init__(self):
         if isinstance(self.time, str):
-            try:
-                self.time = parse_minutes(self.time)
-            except ValueError as e:
-                raise ConfigError("train.time", str(e)) from None
+            self.time = duration(self.time)
 
     def check(self) -> None:
         if not 0 < self.time < float("inf"):

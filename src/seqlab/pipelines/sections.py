@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seqlab.models.encoder import CELLS, EncoderConfig
-from seqlab.pipelines.config import Config, ConfigError, choice, num, parse_minutes
+from seqlab.pipelines.config import Config, ConfigError, choice, duration, num
 from seqlab.train.callbacks import LOGGERS
 from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig, resolve_amp
 
@@ -85,10 +85,7 @@ class TrainSettings(Config):
 
     def __post_init__(self):
         if isinstance(self.time, str):
-            try:
-                self.time = parse_minutes(self.time)
-            except ValueError as e:
-                raise ConfigError("train.time", str(e)) from None
+            self.time = duration(self.time)
 
     def check(self) -> None:
         if self.time < 0 or self.time != self.time or self.time == float("inf"):
