@@ -46,10 +46,15 @@ VALID_ALL = {
 # per command, where a flag means something else there
 VALID_BY_COMMAND = {
     "classify train": {"--max-len": {"0"}},  # 0 = keep whole examples (translate's --max-len is the output limit)
-    "lm train": {"--valid-tokens": {"0"}},  # 0 = as many as the budget allows
+    "lm train": {"--valid-tokens": {"0"},  # 0 = as many as the budget allows
+                 # the AWD-LSTM regularisers: 0 = off
+                 **{f"--{k}": {"0"} for k in ("weight-drop", "embed-row-dropout", "ar", "tar", "average")}},
     "qa train": {"--valid-fraction": {"0"}},  # 0 = no held-out questions, no abstain threshold
-    "forecast train": {"--test": {"0"}, "--dev": {"0"}},  # 0 = no test part / no dev part
-    "speech train": {f"--{k}": {"0"} for k in ("time-masks", "time-mask-width", "freq-masks", "freq-mask-width")},
+    "forecast train": {"--test": {"0"}, "--dev": {"0"},  # 0 = no test part / no dev part
+                       "--calibration-folds": {"0"},  # 0 = calibrate the conformal intervals on the dev part
+                       "--id-embed": {"0"}},  # 0 = no per-series embedding
+    "speech train": {f"--{k}": {"0"} for k in ("time-masks", "time-mask-width", "freq-masks", "freq-mask-width",
+                                               "vtlp")},
     "scratch gradcheck": {"--time": set()},  # the sequence length, not a time budget
     "scratch vanishing": {"--clip": set()},  # the clipping norm of the second table must be > 0
 }

@@ -171,3 +171,29 @@ def test_trim_cuts_leading_and_trailing_silence_and_speed_perturbation_resamples
     assert len(fast) == round(2400 / 1.1)
     spectrum = np.abs(np.fft.rfft(fast))
     assert abs(np.argmax(spectrum) * RATE / len(fast) - 550) < 10  # played faster: higher
+
+
+def test_vtlp_warps_the_filterbank_and_warp_one_gives_the_usual_frames():
+    from seqlab.data.augment import vtlp_frames
+
+    spec = audio.FeatureSpec(RATE)
+    f = np.linspace(0, RATE / 2, 9)
+    for alpha in (0.9, 1.1):
+        w = audio.vtlp_warp(f, alpha, RATE / 2)
+        assert w[0] == 0 and w[-1] == pytest.approx(RATE / 2) and (np.diff(w) > 0).all()
+        assert w[2] == pytest.approx(f[2] * alpha)  # below the knee: scaled
+    waves = [torch.from_numpy(tone(500, 0.3)), torch.from_numpy(tone(900, 0.2))]
+    power = audio.log_mel(waves, spec, power=True)
+    usual = audio.log_mel(waves, spec)
+    padded = torch.nn.utils.rnn.pad_sequence(power, batch_first=True)
+    same = audio.warped_features(padded, spec, [1.0, 1.0])
+    for i in range(2):
+        torch.testing.assert_close(same[i, : len(usual[i])], usual[i], atol=1e-4, rtol=1e-4)
+    # a 1.1 warp moves the filters up: a 500 Hz tone's energy peaks in a lower mel channel
+    up = audio.warped_features(padded[:1], spec, [1.1])[0].mean(0).argmax()
+    assert up < usual[0].mean(0).argmax()
+    lengths = torch.tensor([len(p) for p in power])
+    torch.manual_seed(0)
+    x = vtlp_frames(padded, lengths, spec, 0.1, "utterance")
+    assert x.shape == (2, len(power[0]), 40) and (x[1, lengths[1]:] == 0).all()
+    torch.testing.assert_close(x[1, : lengths[1]].mean(0), torch.zeros(40), atol=1e-4, rtol=0)

@@ -228,3 +228,19 @@ def test_inspect_and_the_speech_figure(trained, tones, tmp_path):
     assert [v["units"][i] for i in v["labels"]] == ["a", "b"] and all(0 <= s < e <= steps for s, e in v["spans"])
     out = plot_speech(v, tmp_path / "s.png")
     assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_vocal_tract_length_perturbation_trains_from_power_spectra(tones):
+    from seqlab.pipelines import Recognizer
+
+    rec = Recognizer.fit(tones, label_from_name="{label}_{speaker}_{index}", test_where="index<2", log=lambda s: None,
+                         **(FAST | {"vtlp": 0.1, "normalize": "utterance"}))
+    assert rec.results["test_accuracy"] == 1.0 and rec.config.train.vtlp == 0.1
+    rec = Recognizer.fit(tones, label_from_name="{label}_{speaker}_{index}", test_where="index<2", log=lambda s: None,
+                         **(FAST | {"vtlp": 0.1, "speed_perturb": "0.9,1.1", "epochs": 3}))
+    assert rec.data["stats"] and len(rec.data["stats"]["mean"]) == 40  # global statistics of the unwarped frames
+    cmn = Recognizer.fit(tones, label_from_name="{label}_{speaker}_{index}", test_where="index<2", log=lambda s: None,
+                         **(FAST | {"vtlp": 0.1, "normalize": "cmn"}))
+    assert cmn.results["test_accuracy"] == 1.0 and max(abs(m) for m in cmn.data["stats"]["mean"]) < 1e-6
+    x = cmn.frames([sorted(tones.glob("ab_*.wav"))[0]])[0]  # each recording less its own mean, over the training std
+    assert float(x.mean(0).abs().max()) < 1e-5 and float(x.std(0).mean()) != pytest.approx(1.0, abs=1e-3)

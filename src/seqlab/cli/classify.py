@@ -155,10 +155,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_tokenizer_args(t)
     common.add_encoder_args(t)
     t.add_argument("--pooling", choices=POOLINGS, default=None,
-                   help="how the sequence becomes one vector: final state, mean or max over steps "
-                        "(default: max for text, last for --features, mean for --cell none)")
+                   help="how the sequence becomes one vector: final state, mean or max over steps, or concat (all "
+                        "three side by side, ULMFiT's head) (default: max for text, last for --features, mean for "
+                        "--cell none)")
     t.add_argument("--no-bucket", action="store_true",
                    help="batch in random order without grouping similar lengths (slower)")
+    t.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep the tokenized training rows in DIR as one token file + an offsets index, reused by "
+                        "the next run on the same texts (default: OUT/rows from 200,000 rows, else in memory)")
     g = t.add_argument_group("numeric feature sequences (instead of text)")
     g.add_argument("--features", action="store_true",
                    help="--train/--dev hold numeric sequences: a long CSV (id, step, feature columns..., label) "
@@ -168,6 +172,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--regression", action="store_true",
                    help="the label column holds numbers: predict a value per sequence (mean squared error on the "
                         "standardised target; MAE, RMSE and R² reported) instead of a class")
+    common.add_vector_args(t, finetune=True)
     common.add_train_args(t)
     common.apply_config_defaults(t, ClassifyConfig)
     t.set_defaults(func=cmd_train)

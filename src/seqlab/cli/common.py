@@ -76,6 +76,28 @@ def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int =
     g.add_argument("--layer-norm", action="store_true", help="layer normalisation after each layer")
 
 
+def add_vector_args(p: argparse.ArgumentParser, finetune: bool = False) -> None:
+    """--embeddings FILE and --freeze-embeddings; with `finetune` also --init-from LM_RUN and how to fine-tune
+    it (ULMFiT: discriminative learning rates, gradual unfreezing)."""
+    g = p.add_argument_group("pretrained start")
+    g.add_argument("--embeddings", metavar="FILE", default=None,
+                   help="start the token embedding from your word vectors: GloVe text, word2vec text or binary, "
+                        "fastText .vec (optionally .gz); only the vocabulary's words are read, --embed becomes the "
+                        "file's dimension, and the coverage is printed")
+    g.add_argument("--freeze-embeddings", action="store_true",
+                   help="keep the pretrained embedding as it is (not trained)")
+    if not finetune:
+        return
+    g.add_argument("--init-from", metavar="LM_RUN", default=None,
+                   help="start from a word-level language model (a `seqlab lm train` run): its embedding and "
+                        "encoder, mapped onto this vocabulary by token; sizes and cell come from the LM")
+    g.add_argument("--lr-decay-per-layer", type=float, default=1.0,
+                   help="discriminative learning rates: each layer group below the top trains at --lr divided by "
+                        "this once more (ULMFiT: 2.6) (default: %(default)s)")
+    g.add_argument("--gradual-unfreeze", action="store_true",
+                   help="epoch 1 trains only the top layer group, each later epoch one more (ULMFiT)")
+
+
 def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3,
                    schedule: str = "constant", amp: str = "none", lr_help: str | None = None) -> None:
     """Training flags; a task that picks the learning rate itself passes lr=None and `lr_help`."""
@@ -93,7 +115,8 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
     g.add_argument("--clip", type=float, default=1.0,
                    help="clip the global gradient norm to this; 0 = no clipping (default: %(default)s)")
     g.add_argument("--schedule", choices=SCHEDULES, default=schedule,
-                   help="learning-rate schedule over all steps (default: %(default)s)")
+                   help="learning-rate schedule over all steps; slanted: ULMFiT's slanted triangle, up over the "
+                        "first 10%%, then down to 1/32 of --lr (default: %(default)s)")
     g.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default: %(default)s)")
     g.add_argument("--patience", type=int, default=3,
                    help="stop after this many dev evaluations without improvement; 0 = never "

@@ -16,18 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlab.cli import common
+from seqlab.cli import common, forecast_many
 from seqlab.data.timeseries import FILLS, TimeSeries
 from seqlab.forecast import datasets
-from seqlab.forecast.baselines import BASELINES
+from seqlab.forecast.baselines import BASELINES, FUNCTIONS
+from seqlab.forecast.conformal import parse_quantiles
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS
 from seqlab.pipelines.forecast import (
     ForecastConfig,
     Forecaster,
 )
+from seqlab.pipelines.forecast_config import INTERVALS
+
+
+def _many(model: str | None = None) -> bool:
+    """Whether `model` is a global (many-series) forecaster: its commands live in cli.forecast_many."""
+    from seqlab.pipelines.registry import task_of
+
+    return task_of(model) == "forecast_many"
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    if a.id_col or a.wide:  # many series, one global model
+        return forecast_many.cmd_train(a)
+    forecast_many.refuse_panel_flags(a)
     cfg = common.config_from_args(ForecastConfig, a)
     run = common.TrainRun(cfg, a.out)
     with run:
@@ -47,6 +59,8 @@ def _pipe_and_series(a) -> tuple[Forecaster, TimeSeries]:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
+    if _many(a.model):
+        return forecast_many.cmd_eval(a)
     pipe = Forecaster.load(a.model, a.device)
     methods = a.baselines.split(",") if a.baselines is not None else BASELINES
     with common.Heartbeat("backtesting the model and the baselines (refitted at every origin)"):
@@ -56,8 +70,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
         print(json.dumps({**r, "results": res}))
         return 0
     print(f"{r['data']}: {r['origins']} forecasts from {r['first_origin']} .. {r['last_origin']}, "
-          f"horizon {r['horizon']}, stride {r['stride']}, season {r['season']}, scoring {r['scored']}")
-    cols = ("mae", "rmse", "smape", "mape", "mase", "coverage80", "coverage95")
+          f"horizon {r['horizon']}, stride {r['stride']}, season {r['season']}, scoring {r['scored']}; "
+          f"rnn intervals: {r['intervals']} (coverage80/95: share of actual values inside the nominal "
+          "80%/95% intervals)")
+    cols = ("mae", "rmse", "smape", "mape", "mase", "coverage80", "coverage95", "seconds")
     print(f"{'method':<16}" + "".join(f"{c:>11}" for c in cols))
     for name, m in res.items():
         print(f"{name:<16}" + "".join(f"{m[c]:>11.4g}" if c in m else f"{'-':>11}" for c in cols))
@@ -65,9 +81,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    if _many(a.model):
+        return forecast_many.cmd_predict(a)
     pipe, s = _pipe_and_series(a)
     origin = s.locate(a.origin) if a.origin else s.n
-    fc = pipe.forecast(s, np.array([origin]))
+    fc = pipe.forecast(s, np.array([origin]), quantiles=parse_quantiles(a.quantiles))
     H = pipe.horizon
     times = s.times(origin, H)
     known = min(H, s.n - origin)
@@ -143,6 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = s.add_parser("train", help="train a forecaster on the part of a series before its test part")
     _read_args(t)
+    forecast_many.add_args(t)
     g = t.add_argument_group("forecast setup")
     g.add_argument("--horizon", type=int, default=12, help="steps forecast at once (default: %(default)s)")
     g.add_argument("--lookback", type=int, default=None,
@@ -179,6 +198,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "steps, else 1)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the output layer "
                                                                   "(default: %(default)s)")
+    g.add_argument("--intervals", choices=INTERVALS, default="conformal",
+                   help="conformal: 80%%/95%% intervals and quantiles from forecast errors on the training part "
+                        "(rolling-origin refits, see --calibration-folds; stored in the checkpoint); gaussian: "
+                        "from the Gaussian head (default: %(default)s)")
+    g.add_argument("--calibration-folds", type=int, default=3,
+                   help="conformal: rolling-origin refits on the training part whose errors calibrate the "
+                        "intervals (each one more training run); 0: this model's errors on the dev part "
+                        "(default: %(default)s)")
     common.add_encoder_args(t, hidden=64)
     common.add_train_args(t, epochs=100, batch=32, lr=2e-3)
     common.apply_config_defaults(t, ForecastConfig)
@@ -198,7 +225,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--start", default=None,
                    help="first forecast time: backtest every --stride steps from here (instead of --backtest)")
     e.add_argument("--baselines", default=None,
-                   help=f"comma-separated subset of {','.join(BASELINES)} (default: all); '' for none")
+                   help=f"comma-separated baselines among {','.join(FUNCTIONS)} (default: {','.join(BASELINES)}; "
+                        "the auto* ones need statsforecast); '' for none")
+    e.add_argument("--per-series", default=None, help="a global model: write each series' scores as CSV here")
     e.add_argument("--last-point", action="store_true",
                    help="score only the last step of each forecast (darts' last_points_only)")
     e.set_defaults(func=cmd_eval)
@@ -210,6 +239,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--plot", default=None, help="write a PNG of history, forecast and intervals here")
     r.add_argument("--history", type=int, default=72, help="past steps shown in the plot (default: %(default)s)")
     r.add_argument("--output", default=None, help="write the forecasts as CSV here")
+    r.add_argument("--quantiles", default=None,
+                   help="also write these quantiles of the forecast distribution, e.g. 0.1,0.5,0.9 (columns "
+                        "q10, q50, q90; conformal or Gaussian, as the model's intervals)")
     r.set_defaults(func=cmd_predict)
 
     ds = s.add_parser("datasets", help="list the series that ship with the dependencies (statsmodels)")

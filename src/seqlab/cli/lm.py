@@ -101,6 +101,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not share the embedding and output weights (they are shared when --embed == --hidden)")
     common.add_encoder_args(t, auto={"hidden": "256, or 512 with --time of 10 minutes or more",
                                      "embed": "the same as --hidden, so the weights can be tied"})
+    g = t.add_argument_group("AWD-LSTM regularisation (Merity et al. 2018; each off by default)")
+    g.add_argument("--weight-drop", type=float, default=0.0,
+                   help="DropConnect on the hidden-to-hidden weights, one mask per forward call (AWD: 0.5) "
+                        "(default: %(default)s)")
+    g.add_argument("--embed-row-dropout", type=float, default=0.0,
+                   help="drop whole word types from the embedding matrix (AWD: 0.1) (default: %(default)s)")
+    g.add_argument("--ar", type=float, default=0.0,
+                   help="activation regularisation: AR * mean(dropped top-layer outputs²) (AWD: 2) "
+                        "(default: %(default)s)")
+    g.add_argument("--tar", type=float, default=0.0,
+                   help="temporal activation regularisation: TAR * mean((h_t - h_{t-1})²) (AWD: 1) "
+                        "(default: %(default)s)")
+    g.add_argument("--average", type=float, default=0.0, metavar="DECAY",
+                   help="evaluate (and keep as best/) an exponential moving average of the weights with this "
+                        "decay, e.g. 0.999; 0 = off (default: %(default)s). With --locked-dropout the dropout on "
+                        "the inputs (--embed-dropout), between layers (--dropout) and on the outputs is variational")
+    t.add_argument("--init-from", metavar="LM_RUN", default=None,
+                   help="continue this LM (a `seqlab lm train` run) on --data: its level, tokenizer, cell and sizes; "
+                        "the vocabulary of --data, rows of tokens the LM knew copied, new ones at the mean embedding")
     common.add_train_args(t, epochs=10, batch=32, lr=6e-3, schedule="cosine", amp="auto")
     t.add_argument("--sample-every", type=int, default=0, metavar="N",
                    help="print a short sample (200 characters, or 50 words) after every N-th evaluation, to watch "

@@ -5,6 +5,7 @@
     seqlab plot curves runs/sst2 runs/sst2-gru --out curves.png              # + per-layer gradient norms
     seqlab plot backward --model runs/sst2 "not good at all" --target negative --out backward.png
     seqlab plot saliency --model runs/sst2 "not good at all" --target negative --out saliency.png
+    seqlab plot speech --model runs/speech/fsdd-ctc --wav 7_jackson_0.wav --out seven.png
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plot", help="PNG pictures: hidden states, attention, gradients, saliency, training curves",
                        description="The web app's views (`seqlab serve`) as PNG files.")
-    s = p.add_subparsers(dest="action", required=True, metavar="{hidden,backward,saliency,attention,curves}")
+    s = p.add_subparsers(dest="action", required=True, metavar="{hidden,backward,saliency,attention,speech,curves}")
 
     h = s.add_parser("hidden", help="a text's hidden states h_t per layer (heatmaps) and the per-step output")
     h.add_argument("text", help="the text to unroll (a tagger reads whitespace-separated words)")
@@ -134,6 +135,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="PNG file to write")
     t.add_argument("--beam", type=int, default=1, help="beam size (default: %(default)s, greedy)")
     t.set_defaults(func=cmd_attention)
+
+    from seqlab.cli import common
+    from seqlab.cli.speech import cmd_plot as speech_plot
+
+    f = s.add_parser("speech", help="one recording through a CTC recogniser: spectrogram, posteriors, alignment, "
+                                    "hidden states")
+    f.add_argument("--model", required=True, help="run directory of a `seqlab speech train` CTC recogniser")
+    f.add_argument("--wav", dest="input", required=True, help="the WAV file to show")
+    f.add_argument("--out", required=True, help="PNG file to write")
+    common.add_runtime_args(f)
+    f.set_defaults(func=speech_plot)
 
     c = s.add_parser("curves", help="training loss and dev metrics of one or more runs")
     c.add_argument("runs", nargs="+", help="run directories (each with a metrics.jsonl)")

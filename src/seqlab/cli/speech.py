@@ -112,8 +112,9 @@ def cmd_plot(a: argparse.Namespace) -> int:
     from seqlab.viz.speech_plot import plot_speech
 
     pipe = Recognizer.load(a.model, a.device)
-    out = plot_speech(pipe.inspect(a.input), a.out, f"{Path(a.input).name}: decoded {pipe.predict(a.input)!r}")
-    print(f"wrote {out}")
+    view = pipe.inspect(a.input)
+    out = plot_speech(view, a.out, f"{Path(a.input).name}: decoded {view['text']!r}")
+    print(f"{view['text']}\nwrote {out}")
     return 0
 
 
@@ -177,9 +178,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--win-ms", type=float, default=25.0, help="analysis window (ms)")
     f.add_argument("--hop-ms", type=float, default=10.0, help="frame step (ms)")
     f.add_argument("--trim-db", type=float, default=0.0, help="cut leading and trailing audio more than this many "
-                   "dB below the loudest 25 ms (0: keep all)")
-    f.add_argument("--normalize", choices=("global", "utterance", "none"), default="global",
-                   help="feature standardisation: with the training statistics, per recording, or none")
+                   "dB below the loudest 25 ms (0: keep all; default: %(default)s)")
+    f.add_argument("--normalize", choices=audio.NORMALIZE, default="global",
+                   help="feature standardisation: with the training statistics, per recording, each recording "
+                        "less its own mean (cmn), or none (default: %(default)s)")
     f.add_argument("--feature-cache", default=None,
                    help="folder for cached features (default: $SEQLAB_CACHE or ~/.cache/seqlab/speech; 'none': off)")
     common.add_encoder_args(t, hidden=128)
@@ -201,7 +203,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     aug.add_argument("--freq-masks", type=int, default=2, help="mel bands masked per recording")
     aug.add_argument("--freq-mask-width", type=int, default=6, help="the widest masked band (channels)")
     aug.add_argument("--speed-perturb", default="", help="also train on every clip played at these speeds, "
-                     "e.g. 0.9,1.1 (three times the data per epoch)")
+                     "e.g. 0.9,1.1 (three times the data per epoch; '' for none; default: %(default)r)")
+    aug.add_argument("--vtlp", type=float, default=0.0, help="vocal-tract-length perturbation: warp each clip's mel "
+                     "filterbank by a random factor in 1 +- VTLP every step (0: off; default: %(default)s)")
     common.add_train_args(t, epochs=30, batch=32, schedule="cosine")
     common.apply_config_defaults(t, SpeechConfig)
     t.set_defaults(func=cmd_train)
@@ -229,7 +233,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_runtime_args(r)
     r.set_defaults(func=cmd_predict)
 
-    f = s.add_parser("plot", help="a PNG of one recording: frames, CTC posteriors, alignment, hidden states")
+    f = s.add_parser("plot", help="a PNG of one recording: frames, CTC posteriors, alignment, hidden states (as "
+                                  "`seqlab plot speech`)")
     f.add_argument("input", help="a WAV file")
     f.add_argument("--model", required=True, help="run directory (or checkpoint) of a CTC recogniser")
     f.add_argument("--out", required=True, help="the PNG to write")

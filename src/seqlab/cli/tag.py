@@ -146,6 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_encoder_args(t, hidden=100, embed=100)
     t.add_argument("--unidirectional", dest="bidirectional", action="store_false",
                    help="read sentences left to right only (a tagger is bidirectional by default)")
+    common.add_vector_args(t, finetune=True)
     common.add_train_args(t, epochs=30, batch=32, lr=4e-3, schedule="cosine")
     common.apply_config_defaults(t, TagConfig)
     t.set_defaults(func=cmd_train)

@@ -249,6 +249,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--valid-metric", choices=["bleu", "loss"], default="bleu",
                    help="dev metric that picks the best checkpoint (greedy BLEU or loss) (default: %(default)s)")
     add_decode_args(t, beam=5, device=False)
+    common.add_vector_args(t)
     common.add_train_args(t, epochs=10, batch=64, lr=2e-3)
     common.apply_config_defaults(t, TranslateConfig)
     t.set_defaults(func=cmd_train)

@@ -181,11 +181,25 @@ def _mel_to_hz(m):
     return np.where(m >= 15, 1000 * np.exp((np.log(6.4) / 27) * (m - 15)), m * 200 / 3)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None):
-    """(n_mels, 1 + n_fft // 2) triangular filters, as `librosa.filters.mel` (Slaney scale and norm)."""
+def vtlp_warp(f, alpha: float, nyquist: float, f_hi: float = 0.8):
+    """Frequencies `f` (Hz) under a vocal-tract-length warp by `alpha` (Jaitly & Hinton 2013): scaled by
+    alpha up to a knee (`f_hi` of Nyquist, lowered for alpha > 1), then a straight line that keeps
+    Nyquist at Nyquist, so the map is monotonic and stays inside the band."""
+    f = np.asarray(f, dtype=np.float64)
+    knee = f_hi * nyquist * min(alpha, 1.0) / alpha
+    top = nyquist - (nyquist - alpha * knee) / (nyquist - knee) * (nyquist - f)
+    return np.where(f <= knee, f * alpha, top)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None,
+                   warp: float = 1.0):
+    """(n_mels, 1 + n_fft // 2) triangular filters, as `librosa.filters.mel` (Slaney scale and norm);
+    `warp` != 1 moves every filter edge by `vtlp_warp` (a longer or shorter vocal tract)."""
     fmax = sample_rate / 2 if fmax is None else fmax
     freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    if warp != 1.0:
+        edges = vtlp_warp(edges, warp, sample_rate / 2)
     ramps = edges[:, None] - freqs[None, :]
     fdiff = np.diff(edges)
     lower, upper = -ramps[:-2] / fdiff[:-1, None], ramps[2:] / fdiff[1:, None]
@@ -208,31 +222,51 @@ _FILTERS: dict = {}
 def mel_power(waves: torch.Tensor, spec: FeatureSpec, center: bool = True) -> torch.Tensor:
     """Mel power spectrogram of a padded batch (batch, samples) -> (batch, frames, n_mels); center=False: the
     windows start at sample 0 instead of being centred on hop multiples (the caller gives the context)."""
-    key = (spec.sample_rate, spec.n_fft, spec.n_mels)
+    return torch.matmul(power_spectrum(waves, spec, center), filterbank(spec).T.to(waves.dtype))
+
+
+def filterbank(spec: FeatureSpec, warp: float = 1.0) -> torch.Tensor:
+    """The spec's (n_mels, freq) mel filters (kept once made), warped by `warp` (see `vtlp_warp`)."""
+    key = (spec.sample_rate, spec.n_fft, spec.n_mels, round(warp, 6))
     if key not in _FILTERS:
-        _FILTERS[key] = torch.from_numpy(mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels))
+        _FILTERS[key] = torch.from_numpy(mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, warp=warp))
+    return _FILTERS[key]
+
+
+def power_spectrum(waves: torch.Tensor, spec: FeatureSpec, center: bool = True) -> torch.Tensor:
+    """|STFT|^2 of a padded batch (batch, samples) -> (batch, frames, 1 + n_fft // 2), Hann windows."""
     window = torch.hann_window(spec.win_length, periodic=True, dtype=waves.dtype)
     stft = torch.stft(waves, spec.n_fft, spec.hop, spec.win_length, window, center=center, pad_mode="constant",
                       return_complex=True)  # (batch, freq, frames)
-    power = stft.real**2 + stft.imag**2
-    return torch.matmul(power.transpose(1, 2), _FILTERS[key].T.to(waves.dtype))
+    return (stft.real**2 + stft.imag**2).transpose(1, 2)
 
 
-def log_mel(waves: list[torch.Tensor], spec: FeatureSpec, batch: int = 64) -> list[torch.Tensor]:
+def log_mel(waves: list[torch.Tensor], spec: FeatureSpec, batch: int = 64, power: bool = False) -> list[torch.Tensor]:
     """Frames of each wave (samples,): a list of (frames_i, spec.dim) float32 tensors, computed in padded
-    batches of similar length (the zero padding never changes a clip's own frames)."""
+    batches of similar length (the zero padding never changes a clip's own frames); power=True: the
+    power spectra (frames_i, 1 + n_fft // 2) instead, for `warped_features` to make the frames of later."""
     out: list[torch.Tensor | None] = [None] * len(waves)
     order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-    dct = _dct_matrix(spec.n_mels, spec.n_mfcc) if spec.kind == "mfcc" else None
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
         x = torch.nn.utils.rnn.pad_sequence([waves[i].float() for i in idx], batch_first=True)
-        feats = torch.log(mel_power(x, spec) + 1e-6)
-        if dct is not None:
-            feats = feats @ dct
+        feats = power_spectrum(x, spec) if power else mel_to_features(mel_power(x, spec), spec)
         for row, i in enumerate(idx):
             out[i] = feats[row, : spec.frames(len(waves[i]))].contiguous()
     return out
+
+
+def mel_to_features(mel: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+    """Mel power (..., n_mels) -> the spec's frames: log energies, or their first n_mfcc cepstra."""
+    feats = torch.log(mel + 1e-6)
+    return feats @ _dct_matrix(spec.n_mels, spec.n_mfcc) if spec.kind == "mfcc" else feats
+
+
+def warped_features(power: torch.Tensor, spec: FeatureSpec, warps: list[float]) -> torch.Tensor:
+    """Frames (batch, time, dim) of padded power spectra (batch, time, freq), clip b through the mel
+    filterbank warped by warps[b] (vocal-tract-length perturbation); warp 1 gives `log_mel`'s frames."""
+    banks = torch.stack([filterbank(spec, w).T for w in warps]).to(power.device, power.dtype)
+    return mel_to_features(torch.bmm(power, banks), spec)
 
 
 def chunk_frames(wave: np.ndarray, start: int, count: int, spec: FeatureSpec) -> torch.Tensor:
@@ -245,21 +279,28 @@ def chunk_frames(wave: np.ndarray, start: int, count: int, spec: FeatureSpec) ->
     a, b = max(lo, 0), min(hi, len(wave))
     if b > a:
         seg[a - lo : b - lo] = wave[a:b]
-    feats = torch.log(mel_power(torch.from_numpy(seg)[None], spec, center=False)[0] + 1e-6)
-    return feats @ _dct_matrix(spec.n_mels, spec.n_mfcc) if spec.kind == "mfcc" else feats
+    return mel_to_features(mel_power(torch.from_numpy(seg)[None], spec, center=False)[0], spec)
+
+
+NORMALIZE = ("global", "utterance", "cmn", "none")
 
 
 def normalise(frames: torch.Tensor, how: str, stats: dict | None = None) -> torch.Tensor:
     """(frames, dim) standardised per utterance ('utterance'), with training statistics ('global':
-    stats {"mean": [...], "std": [...]}), or unchanged ('none')."""
+    stats {"mean": [...], "std": [...]}), less their own mean and over the training std of such frames
+    ('cmn': cepstral mean normalisation, which removes a recording's gain and microphone colouring, both
+    constant offsets of log energies), or unchanged ('none')."""
     if how == "utterance":
         return (frames - frames.mean(0)) / frames.std(0, unbiased=False).clamp_min(1e-3)
+    if how == "cmn":
+        return (frames - frames.mean(0)) / torch.tensor(stats["std"])
     if how == "global":
         return (frames - torch.tensor(stats["mean"])) / torch.tensor(stats["std"])
     return frames
 
 
-def global_stats(frames: list[torch.Tensor]) -> dict:
-    """Per-dimension mean and std over every frame of the training clips, as JSON."""
-    allf = torch.cat(frames, 0).double()
+def global_stats(frames: list[torch.Tensor], centre: bool = False) -> dict:
+    """Per-dimension mean and std over every frame of the training clips (centre: of each clip less its
+    own mean, for 'cmn'), as JSON."""
+    allf = torch.cat([f - f.mean(0) if centre else f for f in frames], 0).double()
     return {"mean": allf.mean(0).tolist(), "std": allf.std(0, unbiased=False).clamp_min(1e-3).tolist()}

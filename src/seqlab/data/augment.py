@@ -6,6 +6,10 @@ never a target) to (batch, longest).
 
 `spec_augment` (Park et al. 2019, without time warping) hides random bands of mel channels and random
 stretches of frames of each training clip, so the model cannot lean on any one of them.
+
+`vtlp_frames` (vocal-tract-length perturbation, Jaitly & Hinton 2013) makes a batch's frames from its
+power spectra through a mel filterbank warped by a random factor per clip (1 +- max_warp), so every
+epoch hears each speaker with a slightly longer or shorter vocal tract.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from seqlab.data import audio
 from seqlab.data.batching import Batch
 from seqlab.data.features import FeatureBatcher
 
@@ -52,3 +57,21 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, time_masks: int = 2, ti
         t0 = (torch.rand(b) * (lengths - w + 1)).long()
         keep &= ~((steps >= t0[:, None]) & (steps < (t0 + w)[:, None]))[:, :, None]
     return x * keep.to(x.device, x.dtype)
+
+
+def vtlp_frames(power: torch.Tensor, lengths: torch.Tensor, spec: audio.FeatureSpec, max_warp: float,
+                normalize: str, stats: dict | None = None) -> torch.Tensor:
+    """Normalised frames (batch, time, dim) of padded power spectra (batch, time, freq), each clip through
+    the mel filterbank warped by a factor drawn uniformly from [1 - max_warp, 1 + max_warp] (in steps of
+    0.005, from torch's global generator); padded frames are 0, as `FrameBatcher` pads normalised frames."""
+    warps = (1 + (2 * torch.rand(len(power)) - 1) * max_warp).mul(200).round().div(200).tolist()
+    x = audio.warped_features(power, spec, warps)
+    mask = (torch.arange(x.shape[1])[None, :] < lengths.cpu()[:, None]).to(x.device, x.dtype)[..., None]
+    if normalize in ("utterance", "cmn"):
+        n = mask.sum(1, keepdim=True).clamp_min(1)
+        mean = (x * mask).sum(1, keepdim=True) / n
+        std = (((x - mean) * mask) ** 2).sum(1, keepdim=True).div(n).sqrt().clamp_min(1e-3)
+        x = (x - mean) / (std if normalize == "utterance" else torch.tensor(stats["std"]).to(x))
+    else:
+        x = audio.normalise(x, normalize, stats)
+    return x * mask

@@ -70,7 +70,8 @@ class BucketBatcher:
     """Iterate over `Batch`es of encoded sequences, optionally bucketed by length.
 
     Args:
-        seqs: encoded examples, each a 1-d long tensor of token ids (length >= 1).
+        seqs: encoded examples, each a 1-d long tensor of token ids (length >= 1), or a `RowStore`
+            (its `lengths`, rows read from its token file when a batch is made).
         targets: a (n,) tensor of class ids, a list of 1-d per-step target tensors, or None.
         batch_size: examples per batch.
         pad_id: the id used for padding `ids`.
@@ -95,7 +96,7 @@ class BucketBatcher:
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.seqs = list(seqs)
+        self.seqs = seqs if hasattr(seqs, "lengths") else list(seqs)  # a RowStore stays a memory map
         self.targets = targets
         self.batch_size = batch_size
         self.pad_id = pad_id
@@ -105,7 +106,8 @@ class BucketBatcher:
         self.pool = pool
         self.pad_to = pad_to
         self.drop_last = drop_last
-        self.lengths = torch.tensor([len(s) for s in self.seqs], dtype=torch.long)
+        self.lengths = seqs.lengths if hasattr(seqs, "lengths") else \
+            torch.tensor([len(s) for s in self.seqs], dtype=torch.long)
         self.epoch = 0
         self.rank, self.world = 0, 1
 

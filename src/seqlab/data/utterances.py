@@ -187,3 +187,18 @@ def split(utts: list[Utterance], where: str | None = None, speaker: str | None =
     if not rest:
         raise UserError(f"{what} selects every recording; nothing is left to train on")
     return rest, test
+
+
+def copy_examples(items: list, folder: str | Path, n: int = 8) -> list[Path]:
+    """Copy up to `n` of the audio files among `items` (spread over the list), each at most 1 MB, into
+    `folder` under their own names (atomically); (wave, rate) items are skipped."""
+    from seqlab.pipelines.base import write_bytes_atomic
+
+    paths = [Path(p) for p in items if isinstance(p, (str, Path))]
+    picked = paths[:: max(1, len(paths) // n)][:n]
+    out = []
+    for p in picked:
+        if p.is_file() and p.stat().st_size <= 1_000_000:
+            out.append(Path(folder) / p.name)
+            write_bytes_atomic(out[-1], p.read_bytes())
+    return out

@@ -15,9 +15,11 @@ padding never reaches a cell in the exported graph either (outputs equal the eag
                         [, case (B, T)]                              emissions (B, T, tags)
     forecast   forward  x (B, T, targets + covariates), future (B, horizon, covariates)
                                                                      mean (B, horizon, targets) [, scale]
+    ctc        forward  feats (B, T, F), lengths (B,)               log_probs (B, T', labels), out_lengths (B,)
 A bracketed tensor exists when the model has it (LSTM cell state c, input feeding, attention,
-character features, a Gaussian head). The CRF's Viterbi decoding and the sampling or beam search
-of the generative tasks stay in Python around the graphs, as they do around the eager model.
+character features, a Gaussian head). The CRF's Viterbi decoding, the sampling or beam search
+of the generative tasks and CTC's greedy or beam decoding (speech) stay in Python around the
+graphs, as they do around the eager model.
 """
 
 from __future__ import annotations
@@ -128,6 +130,17 @@ class ForecastGraph(nn.Module):
         return (out.mean,) if out.scale is None else (out.mean, out.scale)
 
 
+class CTCGraph(nn.Module):
+    """The speech acoustic model: frames -> (shortened by the front-end) CTC log-posteriors."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats, lengths):
+        return tuple(self.model(feats, lengths))
+
+
 def _layered_forward(self: RecurrentEncoder, x, lengths=None, state=None) -> EncoderOutput:
     """`RecurrentEncoder.forward` in eval mode for layer-by-layer stacks (residual, layer norm), packing
     each layer on its own: the ONNX exporter turns a pack/pad pair around one RNN into the RNN's
@@ -209,8 +222,13 @@ def _specs_classify(model: nn.Module):
                       {"ids": BT, "lengths": {0: "batch"}, "logits": {0: "batch"}})]
 
 
+def _specs_ctc(model: nn.Module):
+    return [GraphSpec("forward", CTCGraph(model), ["feats", "lengths"], ["log_probs", "out_lengths"],
+                      {"feats": BT, "lengths": {0: "batch"}, "log_probs": BT, "out_lengths": {0: "batch"}})]
+
+
 SPECS = {"classify": _specs_classify, "lm": _specs_lm, "seq2seq": _specs_seq2seq, "tag": _specs_tag,
-         "forecast": _specs_forecast}  # graph kind -> its graphs
+         "forecast": _specs_forecast, "ctc": _specs_ctc}  # graph kind -> its graphs
 
 
 def specs(kind: str, model: nn.Module) -> list[GraphSpec]:
@@ -287,8 +305,17 @@ def _inputs_forecast(model: nn.Module, batch: int, time: int, g: torch.Generator
     return {"forward": (x, torch.randn(batch, cfg.horizon, cfg.covariates, generator=g))}
 
 
+def _inputs_ctc(model: nn.Module, batch: int, time: int, g: torch.Generator):
+    cfg = model.cfg
+    if cfg.frontend != "none" and cfg.stride > 1 and time % cfg.stride == 0:
+        time += 1  # traced with a partial last group, so the front-end's padding is part of the graph
+    lengths = _lengths(batch, time, g)
+    x = torch.randn(batch, time, cfg.feat_dim, generator=g)
+    return {"forward": (x * (torch.arange(time)[None, :, None] < lengths[:, None, None]), lengths)}
+
+
 SAMPLES = {"classify": _inputs_classify, "lm": _inputs_lm, "seq2seq": _inputs_seq2seq, "tag": _inputs_tag,
-           "forecast": _inputs_forecast}  # graph kind -> random inputs of its graphs
+           "forecast": _inputs_forecast, "ctc": _inputs_ctc}  # graph kind -> random inputs of its graphs
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from seqlab.errors import UserError
 from seqlab.export.graphs import seq2seq_names, tag_inputs
 from seqlab.models.classifier import ClassifierConfig
 from seqlab.models.crf import CRF, lengths_to_mask
+from seqlab.models.ctc import CTCConfig
 from seqlab.models.forecaster import ForecasterConfig, ForecastOutput
 from seqlab.models.language_model import LMConfig
 from seqlab.models.seq2seq import DecoderState, Memory, Seq2SeqConfig
@@ -138,6 +139,7 @@ class _Standin:
 
     @classmethod
     def from_export(cls, graphs: Graphs, model: dict, info: dict) -> _Standin:
+        model = {k: v for k, v in model.items() if k != "head"}  # speech: which head, not a model setting
         return cls(graphs, cls.Config.from_json(model))
 
     def eval(self):
@@ -244,6 +246,22 @@ class ForecasterRuntime(_Standin):
         return ForecastOutput(out[0], out[1] if len(out) > 1 else None)
 
 
+class CTCRuntime(_Standin):
+    """The speech acoustic model's forward pass (no streaming state: stream with the checkpoint)."""
+
+    Config = CTCConfig
+
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor | None = None, state=None, return_state: bool = False):
+        """feats (batch, time, feat_dim), lengths (batch,) -> (log_probs (batch, time', labels), lengths')."""
+        if state is not None or return_state:
+            raise UserError("an exported speech model transcribes whole recordings; --stream needs the checkpoint "
+                            "directory")
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        logp, out_len = self.graphs.run("forward", x, lengths)
+        return logp, out_len
+
+
 def load_model(path: str | Path, task: str, build, device: str = "cpu") -> tuple[dict, dict, torch.nn.Module]:
     """(config, vocab JSON, model in eval mode) from a run or checkpoint directory, or from a file written
     by `seqlab export` (NAME.onnx / NAME.pt). `build(cfg["model"])` makes the eager model of the task."""
@@ -274,4 +292,4 @@ def load(path: str | Path, task: str) -> tuple[dict, dict, _Standin]:
 
 
 RUNTIMES = {"classify": ClassifierRuntime, "lm": LMRuntime, "seq2seq": Seq2SeqRuntime, "tag": TaggerRuntime,
-            "forecast": ForecasterRuntime}  # graph kind (export.json "kind") -> stand-in
+            "forecast": ForecasterRuntime, "ctc": CTCRuntime}  # graph kind (export.json "kind") -> stand-in

@@ -7,6 +7,8 @@ config and printed at the start of training; a setting the user gives always win
                              autocorrelation at lag m is significant at 90%
                              (|r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n))
     amplitude_grows(y, m)    positive series whose seasonal swing grows with its level (a log helps)
+    season_anchors(y, m, h)  the seasonal naive forecast beats the naive one on the training part (else a
+                             trend dominates the season: normalise windows by their last value)
     choose(...)              -> Choices: season, log_scale, window_norm, calendar, ensemble, reasons
 """
 
@@ -59,6 +61,21 @@ def amplitude_grows(y: np.ndarray, m: int) -> bool:
     return bool(np.corrcoef(rank(level), rank(swing))[0, 1] >= 0.6)
 
 
+def season_anchors(y: np.ndarray, m: int, horizon: int) -> bool:
+    """True when the seasonal naive forecast has a smaller absolute error than the naive one over
+    `horizon` steps from every origin in the second half of `y` (the training part): the value one
+    season back is then the better anchor for season-aware window normalisation."""
+    y = np.asarray(y, dtype=float)
+    origins = np.arange(max(m, len(y) // 2), len(y) - horizon + 1)
+    if m < 2 or not len(origins):
+        return m > 1
+    steps = np.arange(horizon)
+    future = y[origins[:, None] + steps]
+    naive = np.abs(future - y[origins - 1][:, None]).sum()
+    seasonal = np.abs(future - y[origins[:, None] - m + steps % m]).sum()
+    return bool(seasonal <= naive)
+
+
 @dataclass
 class Choices:
     season: int
@@ -73,9 +90,10 @@ class Choices:
 
 
 def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, calendar=None, ensemble=None,
-           season_given: bool = False, lookback: int | None = None) -> Choices:
+           season_given: bool = False, lookback: int | None = None, horizon: int | None = None) -> Choices:
     """Fill the settings left None from the training part `train` (n,) of the first target.
-    `season`: the period from the frequency (or the user's --season when `season_given`)."""
+    `season`: the period from the frequency (or the user's --season when `season_given`); `horizon`
+    (when given) lets the window norm check that the season, not the trend, is the better anchor."""
     reasons = []
     if season > 1 and not season_given:
         if not is_seasonal(train, season):
@@ -89,7 +107,11 @@ def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, 
             reasons.append("log scale (positive, the seasonal swing grows with the level)")
     if window_norm is None:
         window_norm = "season" if season > 1 and (lookback is None or lookback >= season) else "last"
-        reasons.append(f"window norm {window_norm}")
+        if window_norm == "season" and horizon and not season_anchors(train, season, horizon):
+            window_norm = "last"
+            reasons.append("window norm last (on the training part the naive forecast beats the seasonal naive)")
+        else:
+            reasons.append(f"window norm {window_norm}")
     if calendar is None:
         calendar = season > 1
         if calendar:

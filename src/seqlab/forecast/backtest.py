@@ -10,6 +10,7 @@ baselines are refitted at every origin on all the history before it (their usual
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,10 +23,11 @@ from seqlab.metrics.forecast import coverage, point_metrics
 
 @dataclass
 class Forecasts:
-    """mean (origins, horizon, targets) and intervals {level: (lo, hi)} of the same shape."""
+    """mean (origins, horizon, targets), intervals {level: (lo, hi)} and quantiles {tau: q} of the same shape."""
 
     mean: np.ndarray
     intervals: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    quantiles: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 def rolling_origins(n: int, horizon: int, folds: int | None, stride: int, first: int | None = None,
@@ -93,11 +95,15 @@ def score(values: np.ndarray, origins: np.ndarray, fc: Forecasts, scale: np.ndar
 def backtest(values: np.ndarray, origins: np.ndarray, horizon: int, season: int, scale: np.ndarray,
              model: Callable[[np.ndarray], Forecasts] | None = None, methods=baselines.BASELINES,
              log: bool = False, last_point: bool = False) -> dict[str, dict]:
-    """{method: metrics} for the trained `model` (called once with all origins) and each baseline."""
+    """{method: metrics} for the trained `model` (called once with all origins) and each baseline; each
+    with "seconds": the wall time of its forecasts (a baseline's: all its fits, one per origin)."""
     results = {}
     if model is not None:
-        results["rnn"] = score(values, origins, model(origins), scale, last_point)
+        t = time.perf_counter()
+        fc = model(origins)
+        results["rnn"] = {**score(values, origins, fc, scale, last_point), "seconds": time.perf_counter() - t}
     for name in methods:
+        t = time.perf_counter()
         fc = baseline_forecasts(name, values, origins, horizon, season, log)
-        results[name] = score(values, origins, fc, scale, last_point)
+        results[name] = {**score(values, origins, fc, scale, last_point), "seconds": time.perf_counter() - t}
     return results

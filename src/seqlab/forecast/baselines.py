@@ -8,6 +8,14 @@
                     seasons (daily data with a yearly cycle) ARIMA(1,0,1) with a constant and 3 Fourier
                     pairs of the season as regressors; ARIMA(1,1,1) without a season. On log values when
                     the forecaster was trained with --log. Gives 80%/95% intervals.
+    theta           the Theta method (Assimakopoulos & Nikolopoulos 2000; the M3 winner): simple exponential
+                    smoothing with drift on the series deseasonalised by a classical multiplicative (additive
+                    for non-positive series) decomposition when the 90% seasonality test says so (statsmodels'
+                    ThetaModel). Gives 80%/95% intervals.
+    autoets, autoarima, autotheta   statsforecast's AutoETS, AutoARIMA and AutoTheta (model selection by
+                    AICc / the M4 Theta variants), where statsforecast is installed: it pins pandas<3, so it is
+                    not a dependency of seqlab; `pip install --no-deps statsforecast==2.1.1 coreforecast
+                    utilsforecast` adds it without replacing pandas (its models do not need the rest).
 
 Each function takes history (time,) of one column and returns (mean (horizon,), {level: (lo, hi)}).
 A fit that fails (too short, numerically broken) falls back to the seasonal naive forecast.
@@ -25,7 +33,8 @@ import numpy as np
 
 from seqlab.extras import require
 
-BASELINES = ("naive", "seasonal_naive", "ets", "arima")
+BASELINES = ("naive", "seasonal_naive", "ets", "arima", "theta")  # what `eval` runs by default
+STATSFORECAST = ("autoets", "autoarima", "autotheta")  # where statsforecast is installed
 
 
 @functools.cache
@@ -137,4 +146,58 @@ def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, level
     return back(mean), {lv: (back(lo), back(hi)) for lv, (lo, hi) in bands.items()}
 
 
-FUNCTIONS = {"naive": naive, "seasonal_naive": seasonal_naive, "ets": ets, "arima": arima}
+@one_blas_thread
+def theta(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
+    ThetaModel = require("statsmodels.tsa.forecasting.theta", "the Theta baseline").ThetaModel
+
+    seasonal = season > 1 and len(y) >= 2 * season + 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = ThetaModel(np.asarray(y, dtype=float), period=season if seasonal else 1,
+                             deseasonalize=seasonal, method="auto" if seasonal else "additive").fit()
+            mean = np.asarray(fit.forecast(horizon))
+            bands = {lv: np.asarray(fit.prediction_intervals(horizon, alpha=1 - lv)).T for lv in levels}
+    except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):
+        return seasonal_naive(y, horizon, season)
+    if not np.isfinite(mean).all():
+        return seasonal_naive(y, horizon, season)
+    return mean, {lv: (lo, hi) for lv, (lo, hi) in bands.items()}
+
+
+def _statsforecast(name: str):
+    try:
+        import statsforecast.models as sfm
+    except ImportError:
+        from seqlab.errors import UserError
+
+        raise UserError(f"the {name} baseline needs statsforecast: pip install --no-deps statsforecast==2.1.1 "
+                        "coreforecast utilsforecast (it pins pandas<3; its models run with seqlab's pandas), "
+                        "or use the statsmodels baselines ets, arima, theta") from None
+    return {"autoets": sfm.AutoETS, "autoarima": sfm.AutoARIMA, "autotheta": sfm.AutoTheta}[name]
+
+
+def statsforecast_baseline(name: str):
+    """A baseline function running statsforecast's model `name` (autoets, autoarima, autotheta)."""
+
+    def fit(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
+        model = _statsforecast(name)
+        m = season if 1 < season <= (52 if name == "autoarima" else 400) and len(y) >= 2 * season + 1 else 1
+        pct = [round(100 * lv) for lv in levels]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = model(season_length=m).forecast(y=np.asarray(y, dtype=float), h=horizon, level=pct)
+        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):
+            return seasonal_naive(y, horizon, season)
+        mean = np.asarray(out["mean"], dtype=float)
+        if not np.isfinite(mean).all():
+            return seasonal_naive(y, horizon, season)
+        return mean, {lv: (np.asarray(out[f"lo-{p}"]), np.asarray(out[f"hi-{p}"])) for lv, p in zip(levels, pct)}
+
+    fit.__name__ = name
+    return one_blas_thread(fit)
+
+
+FUNCTIONS = {"naive": naive, "seasonal_naive": seasonal_naive, "ets": ets, "arima": arima, "theta": theta,
+             **{k: statsforecast_baseline(k) for k in STATSFORECAST}}

@@ -7,6 +7,7 @@ Pooling choices:
         classifier, where the last state must remember everything that matters
   mean  the average of the outputs over the valid (non-padded) steps
   max   the element-wise maximum over the valid steps
+  concat  [last; max; mean] side by side (batch, 3d): ULMFiT's concat pooling (Howard & Ruder 2018)
 With cell 'none' the encoder has no recurrence and 'mean' gives the bag-of-embeddings baseline,
 which cannot tell "good, not bad" from "bad, not good".
 """
@@ -20,7 +21,7 @@ from torch import nn
 
 from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
 
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "concat")
 
 
 @dataclass
@@ -57,12 +58,13 @@ class TextClassifier(nn.Module):
         super().__init__()
         if cfg.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {cfg.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        if cfg.encoder.cell == "none" and cfg.pooling == "last":
+        if cfg.encoder.cell == "none" and cfg.pooling in ("last", "concat"):
             raise ValueError("cell 'none' has no final state; use pooling 'mean' or 'max'")
         self.cfg = cfg
         self.encoder = RecurrentEncoder(cfg.encoder)
         self.dropout = nn.Dropout(cfg.head_dropout)
-        self.out = nn.Linear(cfg.encoder.output_dim, cfg.num_classes)
+        width = 3 if cfg.pooling == "concat" else 1
+        self.out = nn.Linear(width * cfg.encoder.output_dim, cfg.num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,)
@@ -70,6 +72,9 @@ class TextClassifier(nn.Module):
         enc = self.encoder(ids, lengths)
         if self.cfg.pooling == "last":
             pooled = enc.final_hidden()
+        elif self.cfg.pooling == "concat":
+            pooled = torch.cat([enc.final_hidden(), pool(enc.outputs, lengths, "max"),
+                                pool(enc.outputs, lengths, "mean")], -1)
         else:
             pooled = pool(enc.outputs, lengths, self.cfg.pooling)
         return self.out(self.dropout(pooled))

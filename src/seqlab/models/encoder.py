@@ -40,6 +40,11 @@ class EncoderConfig:
     locked_dropout: one dropout mask per sequence, the same at every time step (variational).
     residual: add each layer's input to its output (layers after the first).
     layer_norm: LayerNorm on each layer's output.
+    weight_drop: DropConnect on the hidden-to-hidden matrices (AWD-LSTM): in training, each forward
+        call runs the cells with one dropped copy of every W_hh (the same mask at every step), through
+        `torch.func.functional_call`, so the fused (cuDNN) kernel still runs and the weights' names stay.
+    embed_row_dropout: drop whole rows of the embedding matrix (word types) in training, the rest
+        scaled by 1/(1-p) (AWD-LSTM's embedding dropout; embed_dropout drops units of the looked-up vectors).
     """
 
     vocab_size: int = 0
@@ -55,6 +60,8 @@ class EncoderConfig:
     residual: bool = False
     layer_norm: bool = False
     pad_id: int = 0
+    weight_drop: float = 0.0
+    embed_row_dropout: float = 0.0
 
     @property
     def directions(self) -> int:
@@ -153,7 +160,7 @@ class RecurrentEncoder(nn.Module):
             EncoderOutput(outputs (batch, time, dirs*hidden), lengths, h_n, c_n).
         """
         cfg = self.cfg
-        emb = self.embedding(x) if self.embedding is not None else x
+        emb = self._embed(x) if self.embedding is not None else x
         total = emb.shape[1]
         packed = lengths is not None
         rows = None
@@ -181,7 +188,7 @@ class RecurrentEncoder(nn.Module):
             inp = h
             if i > 0:
                 h = self._dropout(h, cfg.dropout, rows)
-            out, st = rnn(wrap(h), states[i])
+            out, st = self._run(rnn, wrap(h), states[i])
             h = out.data if packed else out
             if self.norms is not None:
                 h = self.norms[i](h)
@@ -196,6 +203,23 @@ class RecurrentEncoder(nn.Module):
         h_n = torch.cat(h_list, 0)
         c_n = torch.cat(c_list, 0) if c_list else None
         return EncoderOutput(outputs, lengths, h_n, c_n)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """ids (batch, time) -> (batch, time, embed); in training with embed_row_dropout, whole word types dropped."""
+        p = self.cfg.embed_row_dropout
+        if not self.training or p == 0.0:
+            return self.embedding(x)
+        w = self.embedding.weight
+        mask = w.new_empty(w.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+        return nn.functional.embedding(x, w * mask, self.embedding.padding_idx)
+
+    def _run(self, rnn: nn.RNNBase, x, h0):
+        """rnn(x, h0); in training with weight_drop, with dropped hidden-to-hidden weights (DropConnect)."""
+        p = self.cfg.weight_drop
+        if not self.training or p == 0.0:
+            return rnn(x, h0)
+        dropped = {n: nn.functional.dropout(w, p, True) for n, w in rnn.named_parameters() if n.startswith("weight_hh")}
+        return torch.func.functional_call(rnn, dropped, (x, h0))
 
     @staticmethod
     def _unpack(seq: PackedSequence, data: torch.Tensor, total: int) -> torch.Tensor:

@@ -15,6 +15,13 @@ Weight tying (Press & Wolf 2017; Inan et al. 2017): the output layer maps a hidd
 score per token, a (vocab, hidden) matrix, the same shape as the embedding (vocab, embed) when
 embed == hidden. Sharing the two matrices halves the parameters of a large vocabulary and usually
 lowers perplexity; `LMConfig.tie_weights` asks for it and it happens when the sizes allow.
+
+AWD-LSTM's regularisers (Merity et al. 2018), each off by default: weight drop and embedding (row)
+dropout live in the encoder (`EncoderConfig.weight_drop`, `embed_row_dropout`); with the encoder's
+`locked_dropout` the output dropout is locked too (one mask per sequence, as on the inputs and between
+layers); `ar` and `tar` add activation regularisation, ar * mean(dropped outputs²), and temporal
+activation regularisation, tar * mean((h_t - h_{t-1})²) over the top layer's outputs
+(`activation_penalty`, which the training step adds to the loss).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class LMConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     tie_weights: bool = True
     dropout: float = 0.0
+    ar: float = 0.0
+    tar: float = 0.0
 
     @property
     def tied(self) -> bool:
@@ -86,10 +95,37 @@ class LanguageModel(nn.Module):
         (and always None for cell 'none', which has no memory).
         """
         enc = self.encoder(ids, None, state)
-        logits = self.decoder(self.dropout(enc.outputs))
+        dropped = self._out_dropout(enc.outputs)
+        self.activations = (enc.outputs, dropped) if self.training and (self.cfg.ar or self.cfg.tar) else None
+        logits = self.decoder(dropped)
         if enc.h_n is None:
             return logits, None
         return logits, (enc.h_n, enc.c_n) if enc.c_n is not None else enc.h_n
+
+
+    def _out_dropout(self, h: torch.Tensor) -> torch.Tensor:
+        """Dropout on the outputs (batch, time, hidden): one mask per sequence with locked_dropout."""
+        p = self.cfg.dropout
+        if not self.training or p == 0.0 or not self.cfg.encoder.locked_dropout:
+            return self.dropout(h)
+        return h * (h.new_empty(h.shape[0], 1, h.shape[2]).bernoulli_(1 - p) / (1 - p))
+
+    def penalty(self) -> torch.Tensor | float:
+        """AR + TAR of the last training forward call (0.0 when both are off, or in eval mode)."""
+        if getattr(self, "activations", None) is None:
+            return 0.0
+        return activation_penalty(*self.activations, self.cfg.ar, self.cfg.tar)
+
+
+def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, ar: float, tar: float) -> torch.Tensor:
+    """AR + TAR (Merity et al. 2018) of the top layer's outputs raw (batch, time, hidden) and the same
+    after dropout: ar * mean(dropped²) + tar * mean((raw_t - raw_{t-1})²)."""
+    out = raw.new_zeros(())
+    if ar:
+        out = out + ar * dropped.float().pow(2).mean()
+    if tar and raw.shape[1] > 1:
+        out = out + tar * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+    return out
 
 
 def detach_state(state: State) -> State:

@@ -3,6 +3,7 @@
     word ids (batch, time) -> word embedding (batch, time, word_dim)
     [+ character features of each word (batch, time, char_out): a char BiLSTM or a char CNN]
     [+ case pattern embedding (batch, time, case_dim), when words are lower-cased]
+    [+ a pretrained word-level LM's encoder over the words (batch, time, lm_hidden): `lm`, TagLM-style]
       -> concatenated (batch, time, input_dim) -> shared RecurrentEncoder (BiLSTM)
       -> dropout -> linear -> emissions (batch, time, num_tags)
       -> softmax per token (cross-entropy; argmax), or a CRF over the sentence (NLL; Viterbi)
@@ -68,13 +69,15 @@ class TaggerConfig:
     word_dropout: float = 0.0
     pad_id: int = 0
     unk_id: int = 1
+    lm: EncoderConfig | None = None  # a pretrained LM's encoder over the word vocabulary (seqlab.pipelines.lm_transfer)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict) -> TaggerConfig:
-        return cls(**{**d, "encoder": EncoderConfig(**d["encoder"])})
+        lm = EncoderConfig(**d["lm"]) if d.get("lm") else None
+        return cls(**{**d, "encoder": EncoderConfig(**d["encoder"]), "lm": lm})
 
 
 @dataclass
@@ -180,6 +183,7 @@ class Tagger(nn.Module):
         elif cfg.char == "cnn":
             self.chars = CharCNN(cfg.char_vocab, cfg.char_dim, cfg.char_out)
         self.case = nn.Embedding(len(CASES), cfg.case_dim, padding_idx=0) if cfg.case_dim else None
+        self.lm = RecurrentEncoder(cfg.lm) if cfg.lm is not None else None
         self.encoder = RecurrentEncoder(cfg.encoder)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.encoder.output_dim, cfg.num_tags)
@@ -188,7 +192,7 @@ class Tagger(nn.Module):
     @property
     def input_dim(self) -> int:
         c = self.cfg
-        return c.word_dim + (c.char_out if c.char != "none" else 0) + c.case_dim
+        return c.word_dim + (c.char_out if c.char != "none" else 0) + c.case_dim + (c.lm.output_dim if c.lm else 0)
 
     def features(self, b: TagBatch) -> torch.Tensor:
         """The encoder's input: (batch, time, input_dim)."""
@@ -205,6 +209,8 @@ class Tagger(nn.Module):
             parts.append(per_form[b.form_index])
         if self.case is not None:
             parts.append(self.case(b.case))
+        if self.lm is not None:
+            parts.append(self.lm(words, b.lengths).outputs)
         return torch.cat(parts, -1)
 
     def forward(self, b: TagBatch) -> torch.Tensor:

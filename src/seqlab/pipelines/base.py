@@ -199,8 +199,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode: str, default_epochs: int = 10,
                  out=None, resume: bool = False, overwrite: bool = False, callbacks=None, log=print,
-                 trainer_config=None, tie=None) -> dict:
+                 trainer_config=None, tie=None, param_groups=None) -> dict:
     """Train `pipe.model` with the one Trainer; afterwards the model holds the best weights.
+    `param_groups`: the optimizer's groups with their "lr_scale" (None: one group of all parameters).
 
     Returns the trainer's final state ({"step", "epoch", "best", "best_epoch", "elapsed", ...}) with
     "parameters" added; `pipe.history` gets the metrics records.
@@ -210,7 +211,8 @@ def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode
     other_rank = int(os.environ.get("RANK", "0")) != 0  # under torchrun rank 0 owns the run directory
     if out is None or other_rank or (resume and not Path(out).is_dir()):
         run_dir = check_out_dir(out, resume, overwrite) if out is not None else None
-        return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie)
+        return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie,
+                      param_groups)
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out} is a file, not a directory; give another --out")
     since = None if not Path(out).exists() else time.time()  # None: this call makes the directory
@@ -221,20 +223,21 @@ def run_training(pipe: Pipeline, batches, step_fn, eval_fn, *, metric: str, mode
             run_dir = check_out_dir(out, resume, overwrite)
             write_text_atomic(run_dir / "run.yaml", run_yaml(pipe.task, cfg))
             return _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log,
-                          tie)
+                          tie, param_groups)
     except BaseException:  # stopped before any checkpoint (NaN at step 1, ...): no run directory left behind
         remove_if_no_checkpoint(out, since)
         raise
 
 
 
-def _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie) -> dict:
+def _train(pipe, cfg, tcfg, run_dir, batches, step_fn, eval_fn, metric, mode, resume, callbacks, log, tie,
+           param_groups=None) -> dict:
     if callbacks is None:
         from seqlab.train.callbacks import default_callbacks
 
         callbacks = default_callbacks(run_dir, getattr(cfg.train, "logger", "jsonl"))
     trainer = Trainer(pipe.model, tcfg, run_dir, step_fn, eval_fn, metric=metric, mode=mode, meta=pipe.meta(),
-                      log=log, callbacks=callbacks, restore_best=True, tie=tie)
+                      log=log, callbacks=callbacks, restore_best=True, tie=tie, param_groups=param_groups)
     st = trainer.fit(batches, resume=resume)
     hist = next((cb for cb in callbacks if hasattr(cb, "records")), None)
     pipe.history = hist.records if hist is not None else None

@@ -14,6 +14,7 @@ one output, the target standardised with data["target"].
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.data import BucketBatcher, Vocab, build_tokenizer, features, read_table, tokenizer_from_json
+from seqlab.data.row_store import RowStore, texts_digest
 from seqlab.data.split import holdout
 from seqlab.errors import UserError
 from seqlab.export import runtime
@@ -30,19 +32,23 @@ from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training, shown
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
-from seqlab.pipelines.sections import EncoderSettings, TableSettings, TokenSettings, TrainSettings
+from seqlab.pipelines.sections import EncoderSettings, FinetuneSettings, TableSettings, TokenSettings, TrainSettings
+from seqlab.pipelines.transfer import adopt_pretrained, apply_pretrained, finetune, pretrained_tokenizer
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
 
 
 @dataclass
-class ClassifyModel(EncoderSettings):
+class ClassifyModel(EncoderSettings, FinetuneSettings):
     """The defaults hold up on small text sets too (they beat bag-of-embeddings on SST-2, UCI and
     rt-polarity): max pooling over the steps, dropout 0.5 and embedding dropout 0.3."""
 
     pooling: str | None = choice(None, POOLINGS, allow_none=True)  # None: max for text, last for features
     dropout: float = num(0.5, 0.0, 1.0, hi_open=True)
     embed_dropout: float = num(0.3, 0.0, 1.0, hi_open=True)
+
+
+ROW_STORE_ROWS = 200_000  # from this many training texts, tokenized rows go to a RowStore
 
 
 @dataclass
@@ -53,6 +59,7 @@ class ClassifyData(TableSettings, TokenSettings):
     step_col: str = "step"
     regression: bool = False  # numeric targets: one output, MSE on the standardised target
     no_bucket: bool = False  # batch in random order instead of grouping similar lengths
+    cache: str | None = None  # tokenized training rows (RowStore) in this directory; None: OUT/rows from 200k rows
 
 
 @dataclass
@@ -108,7 +115,7 @@ class Classifier(Pipeline):
         keyword overrides (hidden=64, epochs=3, ...: the names of the CLI flags). `out`: a run directory
         (checkpoints, logs, resume); None trains in memory. Returns the pipeline with the best weights.
         """
-        cfg = cls.make_config(config, **overrides)
+        cfg = adopt_pretrained(cls.make_config(config, **overrides), log, "classify")  # vectors / LM sizes
         m, dc = cfg.model, cfg.data
         data = {"text_col": dc.text_col, "label_col": dc.label_col, "delimiter": dc.delimiter, "header": dc.header,
                 "encoding": dc.encoding, "tokenizer": dc.tokenizer, "lowercase": dc.lowercase,
@@ -147,7 +154,7 @@ class Classifier(Pipeline):
             data.update(input_dim=texts[0].shape[1], scaler=features.fit_scaler(texts))
             enc = m.encoder_config(0, 0, input_dim=data["input_dim"])
         else:
-            tok = build_tokenizer(dc.tokenizer, texts, dc.lowercase, dc.subword_vocab)
+            tok = pretrained_tokenizer(m) or build_tokenizer(dc.tokenizer, texts, dc.lowercase, dc.subword_vocab)
             vocab = Vocab.build((tok.tokenize(t) for t in texts), dc.min_freq, dc.max_vocab)
             enc = m.encoder_config(len(vocab), vocab.pad_id)
         if m.cell == "none" and m.pooling in (None, "last"):
@@ -157,8 +164,12 @@ class Classifier(Pipeline):
         mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(tok, vocab, label_vocab, TextClassifier(mcfg), data, cfg)
+        apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder)
+        rows = None  # large data: tokenized rows in one flat array (files in --cache / OUT/rows), not tensors
+        if vocab is not None and (dc.cache or len(texts) >= ROW_STORE_ROWS):
+            rows = pipe.rows(texts, dc.cache or (Path(out) / "rows" if out is not None else None), log)
         batches = pipe.batches(texts, labels, tcfg.batch_size, shuffle=True, bucket=not dc.no_bucket,
-                               seed=cfg.train.seed)
+                               seed=cfg.train.seed, rows=rows)
 
         def step_fn(model, batch):
             out = model(batch.ids, batch.lengths)
@@ -183,8 +194,9 @@ class Classifier(Pipeline):
             f"{'MAE' if dc.regression else 'accuracy (ties: dev loss)'}")
         metric, mode = ("mae", "min") if dc.regression else ("accuracy", "max")
         st = run_training(pipe, batches, step_fn, eval_fn, metric=metric, mode=mode, out=out, resume=resume,
-                          overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg,
-                          tie=None if dc.regression else ("loss", "min"))
+                          overwrite=overwrite, log=log, trainer_config=tcfg,
+                          tie=None if dc.regression else ("loss", "min"),
+                          **finetune("classify", pipe.model, m, callbacks, out, cfg.train.logger, log))  # ULMFiT
         finish(pipe, st, pipe.evaluate((dev_texts, dev_labels)), out)
         return pipe
 
@@ -194,14 +206,22 @@ class Classifier(Pipeline):
         feature model: each (time, features) array, standardised, as a float tensor."""
         if self.vocab is None:
             return features.encode(texts, self.data["scaler"])
-        max_len = self.data.get("max_len") or None
-        out = []
-        for t in texts:
-            ids = self.vocab.encode(self.tokenizer.tokenize(t))[:max_len] or [self.vocab.unk_id]
-            out.append(torch.tensor(ids, dtype=torch.long))
-        return out
+        return [torch.tensor(ids, dtype=torch.long) for ids in self._ids(texts)]
 
-    def batches(self, texts: list, labels: list | None = None, batch_size: int = 256, **kw) -> BucketBatcher:
+    def _ids(self, texts) -> list[list[int]]:
+        max_len = self.data.get("max_len") or None
+        return [self.vocab.encode(self.tokenizer.tokenize(t))[:max_len] or [self.vocab.unk_id] for t in texts]
+
+    def rows(self, texts: list, cache: str | Path | None = None, log=None) -> RowStore:
+        """The texts tokenized into one flat id array + offsets (`RowStore`): files in `cache` (reused when
+        the texts, tokenizer and vocabulary are the same), or in memory."""
+        key = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json(),
+               "max_len": self.data.get("max_len") or 0}
+        key["vocab"] = texts_digest([json.dumps(key["vocab"], sort_keys=True)])
+        return RowStore.build(texts, self._ids, len(self.vocab), key, Path(cache) if cache else None, log=log)
+
+    def batches(self, texts: list, labels: list | None = None, batch_size: int = 256, rows: RowStore | None = None,
+                **kw) -> BucketBatcher:
         if labels is None:
             targets = None
         elif self.labels is None:  # regression: float targets (n,), standardised
@@ -211,7 +231,8 @@ class Classifier(Pipeline):
             targets = torch.tensor(self.labels.encode(labels))
         if self.vocab is None:
             return features.FeatureBatcher(self.encode(texts), targets, batch_size, 0, **kw)
-        return BucketBatcher(self.encode(texts), targets, batch_size, self.vocab.pad_id, **kw)
+        return BucketBatcher(rows if rows is not None else self.encode(texts), targets, batch_size,
+                             self.vocab.pad_id, **kw)
 
     @torch.no_grad()
     def predict_proba(self, texts: list, batch_size: int = 256) -> np.ndarray:

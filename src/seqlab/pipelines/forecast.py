@@ -2,13 +2,17 @@
 
     from seqlab.pipelines import Forecaster
     fc = Forecaster.fit("air.csv", horizon=12, lookback=36)     # or a pandas Series / DataFrame, or a list
-    fc.predict()                                                # the next 12 steps: forecast, lo80..hi95
+    fc.predict(quantiles=(0.1, 0.9))                            # the next 12 steps: forecast, lo80..hi95, q10, q90
     fc.evaluate()["mase"]                                       # rolling-origin backtest of the test part
     fc.save("air/");  fc = Forecaster.load("air/")
 
 The series is cut in time: training windows (and the scaling statistics) come from the steps before
 the test part; `evaluate` backtests from origins inside the test part only, against naive and
-seasonal naive (and, on request, ETS and ARIMA) refitted at every origin.
+seasonal naive (and, on request, ETS, ARIMA and Theta) refitted at every origin.
+
+Intervals and quantiles are conformal by default (seqlab.forecast.conformal): calibrated after training
+on the errors of rolling-origin refits inside the training part, stored in config.json data["conformal"];
+intervals="gaussian" takes them from the Gaussian head instead.
 
 A checkpoint is self-contained: besides the model and the scalers fitted on the training part it
 holds the series it was trained on (vocab.json "series": the values, covariates, start and
@@ -21,7 +25,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -38,7 +41,8 @@ from seqlab.export import runtime
 from seqlab.forecast.auto import choose
 from seqlab.forecast.backtest import Forecasts, rolling_origins
 from seqlab.forecast.backtest import backtest as run_backtest
-from seqlab.forecast.baselines import BASELINES
+from seqlab.forecast.baselines import BASELINES, FUNCTIONS
+from seqlab.forecast.conformal import ConformalTable, calibrate, central, parse_quantiles, quantile_name, quantiles_of
 from seqlab.forecast.series import (
     OBJECT_SOURCE,
     READ_KEYS,
@@ -119,7 +123,8 @@ class Forecaster(Pipeline):
         # settings left None are chosen from the part before the test part (a given one always wins)
         before_test = max(2, min(s.n, test_start_of(s, m.horizon, dc.test, dc.test_start)))
         auto = choose(s.values[:before_test, 0], s.season, log_scale=dc.log_scale, window_norm=m.window_norm,
-                      calendar=dc.calendar, ensemble=m.ensemble, season_given=dc.season is not None)
+                      calendar=dc.calendar, ensemble=m.ensemble, season_given=dc.season is not None,
+                      horizon=m.horizon)
         s = replace(s, season=auto.season)
         lookback = dc.lookback or auto_lookback(s, m.horizon, dc.test, dc.test_start, dc.dev)
         if dc.lookback is None:
@@ -136,7 +141,8 @@ class Forecaster(Pipeline):
         d.update(targets=s.targets, covariates=s.covariate_names, season=s.season, freq=s.freq, calendar=calendar,
                  lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
-        d.update(log_scale=auto.log_scale, window_norm=window_norm, ensemble=ensemble)  # what was chosen
+        d.update(log_scale=auto.log_scale, window_norm=window_norm, ensemble=ensemble,  # what was chosen
+                 intervals=m.intervals)
         if window_norm == "season" and not 1 < s.season <= lookback:
             raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
                             "--season) and a --lookback of at least one season")
@@ -168,13 +174,16 @@ class Forecaster(Pipeline):
         n_params = sum(p.numel() for p in model.parameters())
         log(f"{s.source}: {s.n} steps ({s.label(0)} .. {s.label(s.n - 1)}, freq {s.freq}, season {s.season}); "
             f"train windows {len(x)}, " + (f"dev from {s.label(dev_start)}" if eval_fn else "no dev part") +
-            f", test from {s.label(test_start)}; {n_params:,} parameters")
+            f", test from {s.label(test_start)}; {n_params:,} parameters; intervals {m.intervals}"
+            + (f" (calibrated on {m.calibration_folds} rolling-origin refits)" if m.intervals == "conformal" else ""))
         st = run_training(pipe, batches, step_fn, eval_fn, metric="mae", mode="min", out=out, resume=resume,
                           overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg)
         metrics = {}
         if eval_fn is not None:
             model.eval()
             metrics = eval_fn(model)
+        if m.intervals == "conformal":
+            pipe.data["conformal"] = calibrate(pipe, s, dev_start, test_start, cfg, m.calibration_folds, out, log)
         res = finish(pipe, st, metrics, None)  # dev_mae, dev_loss: on the scaled series
         res.update(best_dev_mae_scaled=st.get("best"), test_start=s.label(test_start))
         if out is not None:
@@ -211,9 +220,8 @@ class Forecaster(Pipeline):
         return torch.tensor(x, dtype=torch.float32), torch.tensor(future, dtype=torch.float32)
 
     @torch.no_grad()
-    def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024) -> Forecasts:
-        """Forecasts (in the series' units) from each origin: mean (origins, horizon, targets) and the
-        central intervals at `levels` from the Gaussian head (none without it)."""
+    def raw(self, s: TimeSeries, origins: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's mean and Gaussian scale (origins, horizon, targets) in its scaled units (None: no head)."""
         self.model.eval()
         device = next(self.model.parameters()).device
         x, future = self.inputs(s, np.asarray(origins, dtype=np.int64))
@@ -223,15 +231,25 @@ class Forecaster(Pipeline):
             means.append(out.mean.double().cpu())
             if out.scale is not None:
                 scales.append(out.scale.double().cpu())
-        mean = torch.cat(means).numpy()
-        bands = {}
-        if scales:
-            scale = torch.cat(scales).numpy()
-            for lv in levels:
-                z = NormalDist().inv_cdf(0.5 + lv / 2)
-                bands[lv] = (self.scaler.inverse(mean - z * scale), self.scaler.inverse(mean + z * scale))
+        return torch.cat(means).numpy(), torch.cat(scales).numpy() if scales else None
+
+    def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024,
+                 quantiles=()) -> Forecasts:
+        """Forecasts (in the series' units) from each origin: mean (origins, horizon, targets), the central
+        intervals at `levels` and the `quantiles` (levels in (0, 1)): conformal (the table calibrated at
+        fit time) or from the Gaussian head (data["intervals"]; none for a model without either)."""
+        mean, scale = self.raw(s, origins, batch_size)
+        q = {k: self.scaler.inverse(v) for k, v in
+             quantiles_of(mean, scale, central(levels) + list(quantiles), self.conformal).items()}
+        bands = {lv: (q[round((1 - lv) / 2, 10)], q[round((1 + lv) / 2, 10)]) for lv in levels} if q else {}
         # the median of the forecast distribution; for a log series it is exp(mean), not the mean of y
-        return Forecasts(self.scaler.inverse(mean), bands)
+        return Forecasts(self.scaler.inverse(mean), bands, {t: q[t] for t in quantiles} if q else {})
+
+    @property
+    def conformal(self) -> ConformalTable | None:
+        """The conformal table of a model with conformal intervals (None: Gaussian ones)."""
+        j = self.data.get("conformal")
+        return ConformalTable.from_json(j) if j and self.data.get("intervals") == "conformal" else None
 
     def training_series(self) -> TimeSeries:
         """The series this model was trained on: stored in the checkpoint, or (checkpoints written before
@@ -259,7 +277,8 @@ class Forecaster(Pipeline):
     def rows(self, s: TimeSeries, origin: int, fc: Forecasts, horizon: int | None = None, labels: bool = True) \
             -> list[dict]:
         """One record per step and target of the forecast `fc` (from one origin): time, target, forecast,
-        lo80, hi80, lo95, hi95 and, where the series has it, the actual value."""
+        lo80, hi80, lo95, hi95, the quantiles fc holds (q10, q50, q90, ...) and, where the series has it, the
+        actual value."""
         H = self.horizon if horizon is None else horizon
         times = [s.label(origin + i) for i in range(H)] if labels else list(s.times(origin, H))
         known = min(H, s.n - origin)
@@ -269,18 +288,22 @@ class Forecaster(Pipeline):
                 r = {"time": times[i], "target": name, "forecast": float(fc.mean[0, i, j])}
                 for lv, (lo, hi) in sorted(fc.intervals.items()):
                     r[f"lo{round(lv * 100)}"], r[f"hi{round(lv * 100)}"] = float(lo[0, i, j]), float(hi[0, i, j])
+                for tau, q in sorted(fc.quantiles.items()):
+                    r[quantile_name(tau)] = float(q[0, i, j])
                 if i < known:
                     r["actual"] = float(s.values[origin + i, j])
                 rows.append(r)
         return rows
 
-    def predict(self, horizon: int | None = None, series=None, origin=None, levels=LEVELS) -> pd.DataFrame:
+    def predict(self, horizon: int | None = None, series=None, origin=None, levels=LEVELS,
+                quantiles=()) -> pd.DataFrame:
         """Forecast the next `horizon` steps (at most the trained horizon; default all of it) after the end
         of the training series (or of `series`: a path or Python data with the same columns), or from
         `origin` (a time, or a step number without times) using only the history before it.
 
-        A DataFrame, one row per step and target: time, target, forecast, lo80, hi80, lo95, hi95 (the
-        intervals of a gaussian model) and actual where the series has it."""
+        A DataFrame, one row per step and target: time, target, forecast, lo80, hi80, lo95, hi95 (conformal
+        or Gaussian intervals), a column per quantile level in `quantiles` (e.g. (0.1, 0.5, 0.9): q10, q50,
+        q90) and actual where the series has it."""
         if horizon is None:
             horizon = self.horizon
         if not 1 <= int(horizon) <= self.horizon:
@@ -288,7 +311,7 @@ class Forecaster(Pipeline):
                             f"retrain with horizon={horizon} for more")
         s, _ = self.series_for(series)
         at = s.n if origin is None else s.locate(str(origin))
-        fc = self.forecast(s, np.array([at]), levels)
+        fc = self.forecast(s, np.array([at]), levels, quantiles=parse_quantiles(quantiles))
         return pd.DataFrame(self.rows(s, at, fc, int(horizon), labels=False))
 
     def backtest(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
@@ -307,21 +330,22 @@ class Forecaster(Pipeline):
         origins = rolling_origins(s.n, H, backtest, stride, first, earliest, s.label)
         scale = mase_scale(s.values[: self.data["test_start"] if same else int(origins[0])], season)
         methods = [m for m in baselines if m]
-        unknown = [m for m in methods if m not in BASELINES]
+        unknown = [m for m in methods if m not in FUNCTIONS]
         if unknown:
-            raise UserError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
+            raise UserError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(FUNCTIONS)}")
         res = run_backtest(s.values, origins, H, season, scale, lambda o: self.forecast(s, o), methods,
                           self.scaler.log, last_point)
         return {"data": s.source, "origins": len(origins), "first_origin": s.label(int(origins[0])),
                 "last_origin": s.label(int(origins[-1])), "horizon": H, "stride": stride, "season": season,
-                "scored": "last point" if last_point else "all steps", "results": res}
+                "scored": "last point" if last_point else "all steps",
+                "intervals": "conformal" if self.conformal is not None else self.model.cfg.likelihood, "results": res}
 
     def evaluate(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
                  baselines=("naive", "seasonal_naive"), last_point: bool = False) -> dict:
         """Backtest metrics of the model: mae, rmse, smape, mape, mase (and coverage80/95 of its intervals),
-        n, origins, and "baselines": {name: metrics} for `baselines` (any of naive, seasonal_naive, ets,
-        arima), all refitted at every origin. Default: up to DEFAULT_ORIGINS non-overlapping origins of
-        the test part."""
+        n, origins, and "baselines": {name: metrics} for `baselines` (any of baselines.FUNCTIONS:
+        naive, seasonal_naive, ets, arima, theta; autoets, autoarima, autotheta with statsforecast), all
+        refitted at every origin. Default: up to DEFAULT_ORIGINS non-overlapping origins of the test part."""
         r = self.backtest(series, backtest, stride, start, baselines, last_point)
         out = dict(r["results"]["rnn"])
         out["origins"] = r["origins"]

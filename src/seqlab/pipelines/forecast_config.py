@@ -10,6 +10,8 @@ from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 
+INTERVALS = ("conformal", "gaussian")  # where the 80%/95% intervals and quantiles come from
+
 
 @dataclass
 class ForecastModel(EncoderSettings):
@@ -24,6 +26,8 @@ class ForecastModel(EncoderSettings):
     teacher_forcing: float = num(1.0, 0.0, 1.0)
     ensemble: int | None = num(None, 1, 1024, allow_none=True)  # None: 5 for short series, else 1
     head_dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
+    intervals: str = choice("conformal", INTERVALS)  # conformal: calibrated on the training part; gaussian: the head's
+    calibration_folds: int = num(3, 0)  # conformal: rolling-origin refits to calibrate on; 0: the dev part
 
 
 @dataclass

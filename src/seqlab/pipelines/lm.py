@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -56,7 +56,14 @@ from seqlab.models.dynamic_eval import dynamic_nll
 from seqlab.models.language_model import LanguageModel, lm_metrics
 from seqlab.models.language_model import LMConfig as ModelConfig
 from seqlab.pipelines.base import Pipeline, Readout, Steps, check_out_dir, finish, run_training, shown
-from seqlab.pipelines.config import Config, ConfigError, choice, num
+from seqlab.pipelines.lm_config import (  # noqa: F401  (the settings live there; imported from here too)
+    DEFAULT_EPOCHS,
+    LARGE_FROM_MINUTES,
+    LMConfig,
+    LMData,
+    LMModel,
+    LMTrain,
+)
 from seqlab.pipelines.lm_corpus import (
     Validation,
     auto_valid_tokens,
@@ -67,79 +74,12 @@ from seqlab.pipelines.lm_corpus import (
     text_tokens,
     unigram_bits_of_counts,
 )
-from seqlab.pipelines.lm_step import CarriedStateStep
+from seqlab.pipelines.lm_step import CarriedStateStep, WeightAverage
 from seqlab.pipelines.registry import register_task
-from seqlab.pipelines.sections import EncoderSettings, TrainSettings
+from seqlab.pipelines.transfer import adopt_pretrained, apply_pretrained, pretrained_tokenizer
 from seqlab.train.callbacks import SampleText
 from seqlab.train.checkpoint import task_meta
-from seqlab.train.trainer import AMP, SCHEDULES, TrainConfig
-
-LARGE_FROM_MINUTES = 10.0  # from this much `time` on, the budget default is 1x512 instead of 1x256
-DEFAULT_EPOCHS = 10
-
-
-# ---- config ------------------------------------------------------------------------------------
-@dataclass
-class LMModel(EncoderSettings):
-    """The recurrent LM; hidden/embed None: chosen by the budget (256 or 512; embed = hidden, tied)."""
-
-    hidden: int | None = num(None, 1, 65536, allow_none=True)
-    embed: int | None = num(None, 1, 65536, allow_none=True)
-    no_tie: bool = False  # keep the embedding and output weights apart (shared when embed == hidden)
-
-    def check(self) -> None:
-        if self.bidirectional:
-            raise ConfigError("model.bidirectional", "would let the language model read the token it must "
-                              "predict; drop it")
-
-
-@dataclass
-class LMData(Config):
-    """Tokens and vocabulary of the text, and the window of truncated BPTT."""
-
-    level: str = choice("char", ("char", "word", "subword"))
-    lowercase: bool = False
-    min_freq: int = num(1, 1)
-    max_vocab: int | None = num(None, 1, allow_none=True)
-    subword_vocab: int = num(8000, 2)
-    encoding: str = "utf-8"
-    seq_len: int = num(64, 1)  # tokens per stream per step; gradients flow back at most this far
-    cache: str | None = None  # token store directory; None: OUT/tokens (files of 4 MB and more)
-
-
-@dataclass
-class LMTrain(TrainSettings):
-    """The LM's training defaults: batch 32 streams, AdamW 0.006, cosine schedule, amp auto."""
-
-    batch: int = num(32, 1)
-    lr: float | None = num(6e-3, 0.0, lo_open=True, allow_none=True)
-    schedule: str = choice("cosine", SCHEDULES)
-    amp: str = choice("auto", (*AMP, "auto"))
-    dev_fraction: float = num(0.1, 0.0, 1.0, lo_open=True, hi_open=True)  # the CLI's --valid-fraction
-    sample_every: int = num(0, 0)  # write a short sample every N evaluations (epochs); 0 = never
-    valid_tokens: int = num(0, 0)  # validation reads at most this many tokens; 0 = auto (see lm_corpus)
-    valid_streams: int = num(32, 1)  # validation reads the held-out text as this many parallel streams
-
-
-@dataclass
-class LMConfig(Config):
-    model: LMModel = field(default_factory=LMModel)
-    data: LMData = field(default_factory=LMData)
-    train: LMTrain = field(default_factory=LMTrain)
-
-    def budget_sizes(self) -> dict[str, int]:
-        """The sizes left to the budget (hidden, embed), as {name: value}; {} when all are set."""
-        chosen = {}
-        if self.model.hidden is None:
-            chosen["hidden"] = 512 if self.train.time >= LARGE_FROM_MINUTES else 256
-        if self.model.embed is None:
-            chosen["embed"] = chosen.get("hidden", self.model.hidden)
-        return chosen
-
-    def resolved(self) -> LMConfig:
-        """This config with the budget's defaults filled in."""
-        chosen = self.budget_sizes()
-        return self.with_values(**chosen).validate() if chosen else self
+from seqlab.train.trainer import TrainConfig
 
 
 # ---- text --------------------------------------------------------------------------------------
@@ -173,7 +113,7 @@ class LM(Pipeline):
         budget and recorded in `lm.config`. `out`: a run directory (checkpoints, logs, resume); None
         trains in memory. Returns the pipeline with the best weights; `lm.results` has the scores.
         """
-        cfg = cls.make_config(config, **overrides)
+        cfg = adopt_pretrained(cls.make_config(config, **overrides), log, "lm")  # --init-from: the LM's sizes
         chosen = cfg.budget_sizes()
         cfg = cfg.resolved()
         m, dc = cfg.model, cfg.data
@@ -181,13 +121,17 @@ class LM(Pipeline):
         if out is not None and not overwrite:
             check_out_dir(out, resume, False)  # a run in the way is said before any tokenizing
         cache = Path(dc.cache) if dc.cache else Path(out) / "tokens" if out is not None else None
-        corpus = prepare_corpus(train, valid, dc, cfg.train.dev_fraction, cache, bool(dc.cache), log)
+        corpus = prepare_corpus(train, valid, dc, cfg.train.dev_fraction, cache, bool(dc.cache), log,
+                                pretrained_tokenizer(m))
         tok, vocab = corpus.tokenizer, corpus.vocab
         data = {"level": dc.level, "lowercase": dc.lowercase, "encoding": dc.encoding, "seq_len": dc.seq_len,
                 "min_freq": dc.min_freq, "max_vocab": dc.max_vocab, "subword_vocab": dc.subword_vocab}
-        mcfg = ModelConfig(m.encoder_config(len(vocab), vocab.pad_id), not m.no_tie, m.dropout)
+        enc = replace(m.encoder_config(len(vocab), vocab.pad_id), weight_drop=m.weight_drop,
+                      embed_row_dropout=m.embed_row_dropout)  # AWD-LSTM's regularisers (off by default)
+        mcfg = ModelConfig(enc, not m.no_tie, m.dropout, m.ar, m.tar)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(tok, vocab, LanguageModel(mcfg), data, cfg)
+        apply_pretrained(None, vocab, m, log, lm_model=pipe.model)
         train_ids = corpus.check(tcfg.batch_size, dc.seq_len, dc.level)
         batches = StreamBatcher(train_ids, tcfg.batch_size, dc.seq_len, len(vocab), corpus.store.name)
         cap = cfg.train.valid_tokens or auto_valid_tokens(pipe.model, len(corpus.valid) - 1, cfg.train.time)
@@ -206,7 +150,12 @@ class LM(Pipeline):
 
                 callbacks = default_callbacks(out, cfg.train.logger)
             callbacks = [*callbacks, SampleText(pipe._progress_sample(cfg.train.seed), cfg.train.sample_every, log)]
-        st = run_training(pipe, batches, CarriedStateStep(batches), validation, metric="loss", mode="min",
+        average = WeightAverage(cfg.train.average) if cfg.train.average else None
+        if average is not None:  # averaged weights for the evaluations and best/, beside the run's callbacks
+            from seqlab.train.callbacks import default_callbacks
+
+            callbacks = [*(callbacks if callbacks is not None else default_callbacks(out, cfg.train.logger)), average]
+        st = run_training(pipe, batches, CarriedStateStep(batches, average), validation, metric="loss", mode="min",
                           default_epochs=DEFAULT_EPOCHS, out=out, resume=resume, overwrite=overwrite,
                           callbacks=callbacks, log=log, trainer_config=tcfg)
         extra = {"tokenize_seconds": round(corpus.seconds, 2), "token_store": str(corpus.store.path or "")}

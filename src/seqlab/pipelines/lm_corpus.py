@@ -148,22 +148,24 @@ def _store(src: TextSource, key: dict, cache: Path | None, log, make: Callable[[
 
 
 def prepare_corpus(train, valid, dc, dev_fraction: float, cache: Path | None = None, explicit: bool = False,
-                   log: Callable[[str], None] = print) -> Corpus:
+                   log: Callable[[str], None] = print, tokenizer=None) -> Corpus:
     """Tokenizer, vocabulary and ids of `train` (and `valid`, or the last `dev_fraction` of `train`).
 
     `dc`: the LM's data settings (level, lowercase, min_freq, max_vocab, subword_vocab, encoding). Files
     are stored in `cache` (a directory; None: in memory); without `explicit`, only files of at least
-    STORE_MIN_BYTES are."""
+    STORE_MIN_BYTES are. `tokenizer`: use this one (a pretrained LM's) instead of making one."""
     src = text_source(train, dc.encoding, "the training text")
     key = {"level": dc.level, "lowercase": dc.lowercase, "min_freq": dc.min_freq, "max_vocab": dc.max_vocab,
            "subword_vocab": dc.subword_vocab if dc.level == "subword" else None, "encoding": dc.encoding,
            "holdout": dev_fraction if valid is None else None}
+    if tokenizer is not None:
+        key["tokenizer"] = hashlib.sha256(json.dumps(tokenizer.to_json()).encode()).hexdigest()[:16]
     made = {}
 
     def make():
         cut = holdout_tail(src.scan(), dev_fraction) if valid is None else None  # the cut needs the length
         lines = src.lines(0, cut) if dc.level == "subword" else None
-        tok = build_tokenizer(dc.level, lines, dc.lowercase, dc.subword_vocab)
+        tok = tokenizer or build_tokenizer(dc.level, lines, dc.lowercase, dc.subword_vocab)
         ct = ChunkTokens(tok)
         counts = ct.count(src.chunks(0, cut, whole_lines=dc.level != "char", size=ct.chunk_chars))
         made["tok"] = tok

@@ -44,7 +44,7 @@ def load(path: str | Path, device: str = "cpu"):
     return pipeline_class(task_of(path)).load(path, device=device)
 
 
-MODULES = ("classify", "lm", "translate", "qa", "tag", "forecast", "memory", "speech")
+MODULES = ("classify", "lm", "translate", "qa", "tag", "forecast", "forecast_many", "memory", "speech")
 
 
 def _load_all() -> None:

@@ -40,6 +40,23 @@ class EncoderSettings(Config):
 
 
 @dataclass
+class VectorSettings(Config):
+    """The user's own word vectors as the token embedding's start (seqlab.data.vectors)."""
+
+    embeddings: str | None = None  # a GloVe / word2vec (text or binary) / fastText .vec file, optionally .gz
+    freeze_embeddings: bool = False  # keep the embedding as loaded (not trained)
+
+
+@dataclass
+class FinetuneSettings(VectorSettings):
+    """Word vectors, or a pretrained LM's embedding and encoder, and how to fine-tune them (ULMFiT)."""
+
+    init_from: str | None = None  # a word-level `seqlab lm train` run (or checkpoint) to start from
+    lr_decay_per_layer: float = num(1.0, 1.0)  # layer group k below the top trains at lr / decay**k (ULMFiT: 2.6)
+    gradual_unfreeze: bool = False  # epoch 1 trains the top group only, each later epoch one more group
+
+
+@dataclass
 class TableSettings(Config):
     """How CSV/TSV files are read."""
 

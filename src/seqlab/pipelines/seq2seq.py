@@ -301,9 +301,9 @@ def build(make, task: str, m: Seq2SeqModel, tk: Seq2SeqTokens, train: Pairs, dat
 
 
 class _TrainerRef:
-    """A callback that hands the running Trainer to the step function (its step and clock)."""
+    """A callback that hands the running Trainer to the step function (its step and clock), on every rank."""
 
-    trainer = None
+    trainer, every_rank = None, True
 
     def on_fit_start(self, trainer, resume: bool) -> None:
         self.trainer = trainer

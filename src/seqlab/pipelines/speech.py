@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from seqlab.data import audio
 from seqlab.data.audio_cache import FeatureCache, default_cache_dir
-from seqlab.data.augment import FrameBatcher, spec_augment
-from seqlab.data.utterances import AUDIO_SUFFIXES, list_utterances, normalise_text
+from seqlab.data.augment import FrameBatcher, spec_augment, vtlp_frames
+from seqlab.data.utterances import AUDIO_SUFFIXES, copy_examples, list_utterances, normalise_text
 from seqlab.decode import ctc as ctc_decode
 from seqlab.errors import UserError
 from seqlab.export import runtime
@@ -117,13 +117,18 @@ class Recognizer(Pipeline):
         log(f"reading and computing {spec.kind} features ({spec.dim} per {spec.hop_ms:g} ms frame at "
             f"{spec.sample_rate} Hz) of {len(items) + len(dev_items)} recordings")
         raw_frames = pipe.cache.get(items)
-        if dc.normalize == "global":
-            data["stats"] = audio.global_stats([torch.from_numpy(f) for f in raw_frames])
-        x = [audio.normalise(torch.from_numpy(f), dc.normalize, data.get("stats")) for f in raw_frames]
+        if dc.normalize in ("global", "cmn"):
+            data["stats"] = audio.global_stats([torch.from_numpy(f) for f in raw_frames], dc.normalize == "cmn")
         for speed in tc.speeds():
             log(f"speed perturbation: the training clips at speed {speed:g}")
-            x += [audio.normalise(torch.from_numpy(f), dc.normalize, data.get("stats"))
-                  for f in pipe.cache.get(items, speed)]
+        if tc.vtlp:  # the batches hold power spectra (frames, freq); each step warps the filterbank per clip
+            log(f"vocal-tract-length perturbation: mel filterbanks warped by 1 +- {tc.vtlp:g} per clip and step")
+            waves = [pipe.cache.wave(i) for i in items]
+            x = audio.log_mel([torch.from_numpy(audio.perturb_speed(w, sp)) for sp in [1.0, *tc.speeds()]
+                               for w in waves], spec, power=True)
+        else:
+            x = [audio.normalise(torch.from_numpy(f), dc.normalize, data.get("stats"))
+                 for f in raw_frames + [f for sp in tc.speeds() for f in pipe.cache.get(items, sp)]]
         texts = texts * (1 + len(tc.speeds()))
         dev_x = pipe.frames(dev_items)
         torch.manual_seed(tc.seed)
@@ -139,7 +144,9 @@ class Recognizer(Pipeline):
         ctc_loss = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
         def step_fn(model, batch):
-            feats = spec_augment(batch.ids, batch.lengths, tc.time_masks, tc.time_mask_width, tc.freq_masks,
+            feats = batch.ids if not tc.vtlp else vtlp_frames(batch.ids, batch.lengths, spec, tc.vtlp, dc.normalize,
+                                                              data.get("stats"))
+            feats = spec_augment(feats, batch.lengths, tc.time_masks, tc.time_mask_width, tc.freq_masks,
                                  tc.freq_mask_width)
             if m.head == "classify":
                 return F.cross_entropy(model(feats, batch.lengths), batch.targets)
@@ -171,6 +178,8 @@ class Recognizer(Pipeline):
                 extra |= {f"{name}{tag}_{k}": r[k] for k in ("accuracy", "wer", "cer")}
             extra[f"{name}_n"] = len(t_items)
         finish(pipe, st, eval_fn(pipe.model), out, extra=extra)
+        if out is not None:  # a few recordings to show on `seqlab serve`'s speech page
+            copy_examples(tests[0][0] if tests else dev_items, Path(out) / "examples")
         return pipe
 
     # ---- inference -----------------------------------------------------------------------------
@@ -242,7 +251,7 @@ class Recognizer(Pipeline):
         if self.head != "ctc" or cfg.encoder.bidirectional or cfg.frontend == "conv":
             raise UserError("streaming needs a unidirectional CTC model without the conv front-end (train it with "
                             "--unidirectional); a bidirectional one reads each recording backwards too")
-        if self.data["normalize"] == "utterance":
+        if self.data["normalize"] in ("utterance", "cmn"):
             raise UserError("streaming needs a model trained with --normalize global (or none): per-recording "
                             "statistics need the whole recording first")
         self.model.eval()
@@ -270,6 +279,9 @@ class Recognizer(Pipeline):
         spans (in steps), units, text, and the seconds per frame and per encoder step."""
         if self.head != "ctc":
             raise UserError("the speech figure shows a CTC model's posteriors; this model classifies whole clips")
+        if not isinstance(self.model, torch.nn.Module):
+            raise UserError("the speech figure reads the encoder's hidden states, which an exported file does not "
+                            "give; use the run's checkpoint directory")
         self.model.eval()
         x = self.frames([path])[0]
         h, _ = self.model.frontend(x[None].to(self.device), None)
@@ -279,9 +291,10 @@ class Recognizer(Pipeline):
         _, spans = ctc_decode.confidences(logp, ids)
         frame_s = self.spec.hop / self.spec.sample_rate
         step = self.model.cfg.stride if self.model.cfg.frontend != "none" else 1
+        said = self._transcripts([x], outs=[logp])[0]
         return {"frames": x.numpy(), "hidden": enc.outputs[0].float().cpu().numpy(), "log_probs": logp,
                 "labels": ids, "spans": spans, "units": self.units, "frame_s": frame_s, "step_s": frame_s * step,
-                "text": self._transcripts([x], outs=[logp])[0]["text"]}
+                "text": said["text"], "words": said["words"], "directions": self.model.cfg.encoder.directions}
 
     def transcribe(self, audio_in, beam: int = 1, lexicon=None) -> list[dict]:
         """{"text", "words": [{"word", "confidence", "start", "end" (seconds)}]} per recording of `audio_in`: a
@@ -318,6 +331,12 @@ class Recognizer(Pipeline):
         if m.pop("head", "ctc") == "classify":
             return TextClassifier(ClassifierConfig.from_json(m))
         return CTCAcousticModel(CTCConfig.from_json(m))
+
+    @classmethod
+    def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
+        """The acoustic model for `seqlab export`: 'ctc' (frames -> log-posteriors) or 'classify' (frames -> logits)."""
+        m = cfg["model"]
+        return ("classify" if m.get("head") == "classify" else "ctc"), cls._build(m)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Recognizer:

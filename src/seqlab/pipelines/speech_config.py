@@ -55,7 +55,7 @@ class SpeechData(Config):
     win_ms: float = num(25.0, 1.0, 200.0)
     hop_ms: float = num(10.0, 1.0, 100.0)
     trim_db: float = num(0.0, 0.0, 120.0)  # > 0: cut leading/trailing audio this far below the loudest 25 ms
-    normalize: str = choice("global", ("global", "utterance", "none"))
+    normalize: str = choice("global", audio.NORMALIZE)
     feature_cache: str | None = None  # None: $SEQLAB_CACHE or ~/.cache/seqlab/speech; 'none': memory only
 
 
@@ -71,6 +71,7 @@ class SpeechTrain(TrainSettings):
     freq_masks: int = num(2, 0, 100)
     freq_mask_width: int = num(6, 0)
     speed_perturb: str = ""  # e.g. "0.9,1.1": also train on every clip played at these speeds
+    vtlp: float = num(0.0, 0.0, 0.3)  # > 0: warp each training clip's mel filterbank by 1 +- this, per step
 
     def speeds(self) -> list[float]:
         try:

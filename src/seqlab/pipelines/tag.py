@@ -39,7 +39,8 @@ from seqlab.models.tagger import Tagger as TaggerModel
 from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training
 from seqlab.pipelines.config import Config, ConfigError, choice, num
 from seqlab.pipelines.registry import register_task
-from seqlab.pipelines.sections import EncoderSettings, TrainSettings
+from seqlab.pipelines.sections import EncoderSettings, FinetuneSettings, TrainSettings
+from seqlab.pipelines.transfer import adopt_pretrained, apply_pretrained, finetune, pretrained_encoder_config
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import SCHEDULES, TrainConfig
 
@@ -49,7 +50,7 @@ DEV_METRICS = ("f1", "precision", "recall", "accuracy")
 
 
 @dataclass
-class TagModel(EncoderSettings):
+class TagModel(EncoderSettings, FinetuneSettings):
     """The BiLSTM(-CRF) tagger: word embeddings (+ character features, + case pattern) -> encoder -> tags."""
 
     hidden: int = num(100, 1, 65536)
@@ -170,7 +171,7 @@ class Tagger(Pipeline):
         of the CLI flags). `out`: a run directory (checkpoints, logs, resume); None trains in memory.
         Returns the pipeline with the best weights; `.results` has the dev entity F1 (or accuracy).
         """
-        cfg = cls.make_config(config, **overrides)
+        cfg = adopt_pretrained(cls.make_config(config, **overrides), log, "tag")  # vectors / LM checks
         m, dc = cfg.model, cfg.data
         tcfg = cfg.train.trainer_config(DEFAULT_EPOCHS)
         data = {"format": dc.format, "word_col": dc.word_col, "tag_col": dc.tag_col, "encoding": dc.encoding,
@@ -200,13 +201,14 @@ class Tagger(Pipeline):
         norm = str.lower if dc.lowercase else str
         words = Vocab.build(([norm(w) for w in s] for s in tr_words), dc.min_freq, dc.max_vocab)
         chars = Vocab.build(ch for s in tr_words for ch in s) if m.char_features != "none" else None
-        case_dim = 8 if dc.lowercase else 0
-        in_dim = m.embed + (m.char_out if chars else 0) + case_dim
+        case_dim, lm_enc = 8 if dc.lowercase else 0, pretrained_encoder_config(m, words, m.dropout)  # LM or None
+        in_dim = m.embed + (m.char_out if chars else 0) + case_dim + (lm_enc.output_dim if lm_enc else 0)
         mcfg = TaggerConfig(m.encoder_config(0, 0, input_dim=in_dim), len(words), m.embed, len(tags),
                             m.char_features, len(chars) if chars else 0, m.char_dim, m.char_out, case_dim, m.crf,
-                            m.dropout, m.word_dropout, words.pad_id, words.unk_id)
+                            m.dropout, m.word_dropout, words.pad_id, words.unk_id, lm=lm_enc)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(words, chars, tags, TaggerModel(mcfg), data, cfg)
+        apply_pretrained(pipe.model.embedding, words, m, log, encoder=pipe.model.lm)
         batches = pipe.batches(tr_words, tr_tags, tcfg.batch_size, shuffle=True, seed=cfg.train.seed)
 
         def eval_fn(model):
@@ -219,7 +221,8 @@ class Tagger(Pipeline):
             f"chars {len(chars) if chars else 0}, tags {len(tags)} ({kind}), {n_params:,} parameters")
         st = run_training(pipe, batches, lambda model, b: model.loss(b), eval_fn,
                           metric="f1" if entities else "accuracy", mode="max", out=out, resume=resume,
-                          overwrite=overwrite, callbacks=callbacks, log=log, trainer_config=tcfg)
+                          overwrite=overwrite, log=log, trainer_config=tcfg,
+                          **finetune("tag", pipe.model, m, callbacks, out, cfg.train.logger, log))  # ULMFiT
         finish(pipe, st, eval_fn(pipe.model), out)
         return pipe
 

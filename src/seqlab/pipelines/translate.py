@@ -22,6 +22,7 @@ from seqlab.errors import UserError
 from seqlab.pipelines.base import Pipeline, check_out_dir, finish, write_text_atomic
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
+from seqlab.pipelines.sections import VectorSettings
 from seqlab.pipelines.seq2seq import (
     Seq2SeqModel,
     Seq2SeqPipeline,
@@ -32,7 +33,13 @@ from seqlab.pipelines.seq2seq import (
     load_parts,
     train_seq2seq,
 )
+from seqlab.pipelines.transfer import adopt_pretrained, apply_pretrained
 from seqlab.train.trainer import TrainConfig
+
+
+@dataclass
+class TranslateModel(Seq2SeqModel, VectorSettings):
+    """The seq2seq model; `embeddings` start the source embedding from the user's vectors."""
 
 
 @dataclass
@@ -67,7 +74,7 @@ class TranslateEval(Config):
 
 @dataclass
 class TranslateConfig(Config):
-    model: Seq2SeqModel = field(default_factory=Seq2SeqModel)
+    model: TranslateModel = field(default_factory=TranslateModel)
     data: TranslateData = field(default_factory=TranslateData)
     train: TranslateTrain = field(default_factory=TranslateTrain)
     eval: TranslateEval = field(default_factory=TranslateEval)
@@ -111,7 +118,7 @@ class Translator(Seq2SeqPipeline, Pipeline):
         None trains in memory. Returns the pipeline with the best weights; `.results` has greedy and
         beam BLEU/chrF/exact match on the validation and test pairs.
         """
-        cfg = cls.make_config(config, **overrides)
+        cfg = adopt_pretrained(cls.make_config(config, **overrides), log)  # embed = the vectors' dimension
         d, ev = cfg.data, cfg.eval
         tcfg = cfg.train.trainer_config(10)
         run_dir = check_out_dir(out, resume, overwrite) if out is not None else None
@@ -143,6 +150,7 @@ class Translator(Seq2SeqPipeline, Pipeline):
                             f"and {len(valid)} for validation; relax the filters or give more data")
         pipe = build(lambda task, *parts: cls(*parts, config=cfg), cls.task, cfg.model, d, train_p, data,
                      cfg.train.seed)
+        apply_pretrained(pipe.model.encoder.embedding, pipe.src_vocab, cfg.model, log)
         if run_dir is not None:  # the held-out splits, for `translate eval` later
             for name, p, held in (("valid", valid, held_valid), ("test", test_p, held_test)):
                 if p is not None and held:

@@ -9,11 +9,18 @@ CUDA (rank r uses GPU LOCAL_RANK). Without WORLD_SIZE > 1 everything here is a n
 What each rank does (see `Trainer`):
   * reads its own share of every batch: the batchers' `shard(rank, world)` cut each global batch of
     `--batch x world` examples (or LM streams) into `world` equal parts, the same count on every rank;
-  * after `backward`, the gradients are averaged over the ranks with one all-reduce (what DDP does),
-    so the step equals one process's step on the global batch: each rank's loss is the mean over its
-    share, and the mean of the ranks' means is the mean over the global batch (equal shares);
-  * rank 0 alone evaluates, logs and writes checkpoints; the other ranks' stdout is silenced. Its
-    decisions (early stopping, the time budget) are broadcast, so every rank stops at the same step;
+  * runs the task's step through `torch.nn.parallel.DistributedDataParallel`: the step is a module
+    (`StepModule`, forward(batch) -> loss) around the model, so every task's step (a classifier's, an
+    LM's with its carried state, a CRF tagger's, a seq2seq decoder's, ...) is DDP's forward. DDP gives
+    every rank rank 0's weights and buffers when it is built and averages the gradients over the ranks
+    in buckets, overlapped with backward; each rank's loss is the mean over its share, and the mean of
+    the ranks' means is the mean over the global batch (equal shares), so the step equals one process's
+    step on the global batch;
+  * `find_unused_parameters` only where a step needs it: the first step runs with it and reports which
+    parameters got no gradient on any rank; when none, DDP is rebuilt without it (no graph walk per step);
+  * rank 0 alone evaluates (on the plain model, outside DDP), logs and writes checkpoints (the model's
+    own state_dict, no `module.` names); the other ranks' stdout is silenced. Its decisions (early
+    stopping, the time budget) are broadcast, so every rank stops at the same step;
   * `last/` holds every rank's RNG state and carried step state (e.g. an LM's hidden state of its
     streams) stacked (world, ...), so `--resume` with the same number of processes is exact.
 """
@@ -23,9 +30,11 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Callable
 
 import torch
 import torch.distributed as tdist
+from torch.nn.parallel import DistributedDataParallel
 
 from seqlab.errors import UserError
 
@@ -45,26 +54,6 @@ class Dist:
         """A tensor on the device the backend communicates on (nccl: the GPU; gloo: the CPU)."""
         return t.to(self.device if self.device.type == "cuda" else "cpu")
 
-    def average_gradients(self, model: torch.nn.Module) -> None:
-        """Replace every gradient by its mean over the ranks (one all-reduce of a flat buffer).
-        A parameter without a gradient on some ranks counts as zero there; one without any stays None."""
-        if self.world == 1:
-            return
-        params = [p for p in model.parameters() if p.requires_grad]
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
-                          for p in params] + [torch.tensor([float(p.grad is not None) for p in params],
-                                                           device=params[0].device)])
-        flat = self._comm(flat)
-        tdist.all_reduce(flat)
-        flat = flat.to(params[0].device)
-        has = flat[-len(params):]
-        pos = 0
-        for p, k in zip(params, has.tolist()):
-            n = p.numel()
-            if k > 0:
-                p.grad = (flat[pos : pos + n] / self.world).view_as(p).to(p.dtype)
-            pos += n
-
     def mean(self, value: float) -> float:
         """The mean of a number over the ranks (e.g. the logged training loss)."""
         if self.world == 1:
@@ -81,14 +70,13 @@ class Dist:
         tdist.broadcast(t, 0)
         return bool(t[0])
 
-    def broadcast_model(self, model: torch.nn.Module) -> None:
-        """Give every rank rank 0's weights and buffers (the start of training)."""
+    def wrap(self, model: torch.nn.Module, step_fn) -> Callable:
+        """`batch -> loss`: `step_fn(model, batch)` itself in a single process (nothing changes), else the
+        step as DDP's forward (`DDPStep`). Build it after the weights are final (after a resume): DDP
+        copies rank 0's weights and buffers to every rank."""
         if self.world == 1:
-            return
-        for t in [*model.parameters(), *model.buffers()]:
-            c = self._comm(t.detach())
-            tdist.broadcast(c, 0)
-            t.data.copy_(c.to(t.device))
+            return lambda batch: step_fn(model, batch)
+        return DDPStep(StepModule(model, step_fn), self)
 
     def stack(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each rank's tensors gathered into (world, ...) tensors (the same names and shapes on every
@@ -114,6 +102,51 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             tdist.barrier()
+
+
+class StepModule(torch.nn.Module):
+    """A task's training step as a module: forward(batch) = step_fn(model, batch), a scalar loss.
+    `model` is its one submodule, so its parameters are the model's (DDP hooks them; checkpoints save
+    `model` itself). `step_fn` may keep state between batches (an LM's carried, detached hidden state)."""
+
+    def __init__(self, model: torch.nn.Module, step_fn: Callable):
+        super().__init__()
+        self.model, self.step_fn = model, step_fn
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.step_fn(self.model, batch)
+
+
+class DDPStep:
+    """`StepModule` under DistributedDataParallel (gloo on CPU, nccl on CUDA); call it with a batch.
+
+    The first call runs with find_unused_parameters=True; before the second, the ranks agree (one
+    all-reduce) whether any parameter got no gradient. If none did, DDP is rebuilt without it; else it
+    stays (a step that leaves parameters unused every time). `step_fn.find_unused_parameters = True`
+    keeps it from the start (a step whose set of used parameters changes from batch to batch)."""
+
+    def __init__(self, module: StepModule, dist: Dist):
+        self.module, self.dist = module, dist
+        self.settled = bool(getattr(module.step_fn, "find_unused_parameters", False))
+        self.calls = 0
+        self.ddp = self._build(find_unused=True)
+
+    def _build(self, find_unused: bool) -> DistributedDataParallel:
+        dev = self.dist.device
+        return DistributedDataParallel(self.module, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                       find_unused_parameters=find_unused)
+
+    def __call__(self, batch) -> torch.Tensor:
+        self.calls += 1
+        if not self.settled and self.calls == 2:  # the gradients of step 1 are still there (zero_grad comes later)
+            self.settled = True
+            params = [p for p in self.module.parameters() if p.requires_grad]
+            unused = self.dist._comm(torch.tensor([sum(p.grad is None for p in params)]))
+            tdist.all_reduce(unused, op=tdist.ReduceOp.MAX)
+            if int(unused[0]) == 0:
+                self.ddp = None  # the old reducer (and its gradient hooks) goes first
+                self.ddp = self._build(find_unused=False)
+        return self.ddp(batch)
 
 
 def _destroy() -> None:

@@ -11,7 +11,7 @@ import torch
 
 from seqlab.errors import UserError
 
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = ("constant", "linear", "cosine", "slanted")
 
 
 @dataclass
@@ -23,7 +23,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     clip: float = 1.0  # max global gradient norm; 0 = no clipping
-    schedule: str = "constant"  # constant | linear | cosine (decay to 0 over all steps)
+    schedule: str = "constant"  # constant | linear | cosine (decay to 0 over all steps) | slanted (ULMFiT)
     warmup: int = 0  # steps of linear warm-up
     patience: int = 0  # stop after this many evaluations without dev improvement; 0 = never
     seed: int = 1
@@ -66,6 +66,9 @@ def lr_factor(step: int, total: int, cfg: TrainConfig, time_frac: float = 0.0) -
         return 1.0 - frac
     if cfg.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.schedule == "slanted":  # ULMFiT's slanted triangle: up over the first 10%, down to 1/32 of the peak
+        p = frac / 0.1 if frac < 0.1 else 1.0 - (frac - 0.1) / 0.9
+        return (1.0 + 31.0 * p) / 32.0
     raise UserError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 

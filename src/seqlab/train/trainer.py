@@ -19,7 +19,8 @@ saves nothing if the interrupt came inside the weight update (`--resume` then co
 previous checkpoint).
 
 Under torchrun the same loop trains data-parallel: each rank reads its share of every batch and
-the gradients are averaged over the ranks (`seqlab.train.distributed`).
+the step runs as the forward of torch's DistributedDataParallel, which averages the gradients over the
+ranks during backward (`seqlab.train.distributed`).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Trainer:
         meta: JSON files written into every checkpoint, e.g. {"config.json": ..., "vocab.json": ...}.
         callbacks: objects with any of on_fit_start(trainer, resume), on_after_backward(trainer),
             on_log(trainer, record), on_fit_end(trainer) (seqlab.train.callbacks); None = the defaults for `out`
-            (metrics.jsonl and loss.png in a run directory, nothing in memory).
+            (metrics.jsonl and loss.png in a run directory, nothing in memory). Under torchrun they run on rank 0,
+            except on_fit_start of a callback with `every_rank = True` (one the step function reads).
         restore_best: load the best weights into `model` when training ends.
         tie: (metric, "min"|"max") that breaks a tie of `metric`, e.g. ("loss", "min") so that of two
             evaluations with the same dev accuracy the one with the lower dev loss is kept.
@@ -82,7 +84,8 @@ class Trainer:
     def __init__(self, model, cfg: TrainConfig, out: str | Path | None, step_fn: Callable,
                  eval_fn: Callable | None = None, metric: str = "loss", mode: str = "min",
                  meta: dict | None = None, log: Callable[[str], None] = print,
-                 callbacks: list | None = None, restore_best: bool = False, tie: tuple[str, str] | None = None):
+                 callbacks: list | None = None, restore_best: bool = False, tie: tuple[str, str] | None = None,
+                 param_groups: list[dict] | None = None):
         self.model, self.cfg, self.out = model, cfg, Path(out) if out is not None else None
         if callbacks is None:
             from seqlab.train.callbacks import default_callbacks
@@ -97,7 +100,9 @@ class Trainer:
         self.dist = setup(pick_device(cfg.device))  # a single process unless started by torchrun
         self.log = log if self.dist.main else (lambda line: None)
         self.device = self.dist.device
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # param_groups: AdamW groups ({"params": [...], "lr_scale": s}); a group trains at lr * s (ULMFiT's
+        # discriminative learning rates, seqlab.pipelines.lm_transfer)
+        self.opt = torch.optim.AdamW(param_groups or model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._rng = torch.get_rng_state()
         # where an interrupt finds the loop: "idle" between steps (all state consistent), "step" inside
         # forward/backward (weights untouched: the state before the step is _rng and _carried), "update"
@@ -249,13 +254,18 @@ class Trainer:
             if not hasattr(batches, "shard"):
                 raise UserError(f"{type(batches).__name__} cannot be split across processes; train without torchrun")
             batches.shard(self.dist.rank, self.dist.world)
-            self.dist.broadcast_model(self.model)
         if resume:
+            self.dist.barrier()  # rank 0 has repaired a last/ that a kill cut short before any rank reads it
             self._resume()
         else:
             seed_everything(cfg.seed + self.dist.rank)  # each rank its own dropout masks
+        self._step = self.dist.wrap(self.model, self.step_fn)  # under torchrun: DDP (rank 0's weights to all)
         if self.dist.main:
             self._callbacks("on_fit_start", resume)
+        else:  # under torchrun: only callbacks the step itself needs (`every_rank`, e.g. seq2seq's trainer handle)
+            for cb in self.callbacks:
+                if getattr(cb, "every_rank", False) and hasattr(cb, "on_fit_start"):
+                    cb.on_fit_start(self, resume)
         if not cfg.epochs and not cfg.time_budget:
             raise UserError("give a number of epochs or a time budget (--time); with neither, training never ends")
         total = cfg.epochs * len(batches)
@@ -341,6 +351,7 @@ class Trainer:
         cfg, st = self.cfg, self.state
         batches.set_epoch(st["epoch"])
         self.model.train()
+        self._callbacks("on_epoch_start")  # e.g. gradual unfreezing (also when a resume starts mid-epoch)
         skip = st["batch"]
         bar = tqdm(batches, total=len(batches), desc=f"epoch {st['epoch'] + 1}{self._epochs_shown}",
                    initial=skip, leave=False, dynamic_ncols=True, disable=None if self.dist.main else True)
@@ -355,16 +366,15 @@ class Trainer:
             time_frac = self.clock() / cfg.time_budget if cfg.time_budget else 0.0
             factor = lr_factor(st["step"], total, cfg, time_frac)
             for g in self.opt.param_groups:
-                g["lr"] = cfg.lr * factor
+                g["lr"] = cfg.lr * factor * g.get("lr_scale", 1.0)
             with autocast(cfg, self.device):
-                loss = self.step_fn(self.model, batch.to(self.device))
+                loss = self._step(batch.to(self.device))
             loss = loss.float()
             if not torch.isfinite(loss):
                 raise UserError(f"the training loss became {loss.item()} at step {st['step'] + 1}; lower "
                                 f"--lr (now {cfg.lr}) or set --clip; {self._good_note()}")
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            self.dist.average_gradients(self.model)
             self.scaler.unscale_(self.opt)
             self._callbacks("on_after_backward")  # the step's gradients, before clipping (GradNorms reads them)
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or float("inf"))
@@ -420,7 +430,11 @@ class Trainer:
         The training clock stops meanwhile: `--time` budgets training, not evaluation."""
         with self.clock.pause():
             if self.dist.main:  # rank 0 evaluates; its decision to stop goes to every rank
-                self._validate_paused(epoch)
+                self._callbacks("on_validate_start")  # e.g. averaged weights in, for the scores and best/
+                try:
+                    self._validate_paused(epoch)
+                finally:
+                    self._callbacks("on_validate_end")
             self.state["done"] = self.dist.flag(self.state["done"])
             self.state["last_eval_step"] = self.state["step"]
 

@@ -2,7 +2,8 @@
 all served from this package: the page loads nothing from elsewhere, and its Content-Security-Policy
 says so to the browser).
 
-    GET  /                   the page (#unroller, #generate, #translate, #tag, #forecast, #curves, #gradients)
+    GET  /                   the page (#unroller, #generate, #translate, #tag, #forecast, #speech, #curves,
+                             #gradients)
     GET  /api/models         toy cells and the runs under --models
     POST /api/unroll         one text through a model, step by step (see api_unroll.py)
     POST /api/backward       the gradient of one output flowing back through the steps (api_backward.py)
@@ -11,14 +12,16 @@ says so to the browser).
     POST /api/neurons/match, /contexts, /trace   neuron search (api_neurons.py)
     POST /api/generate       language model sampling          POST /api/seq2seq   translation / QA + attention
     POST /api/tag            tags + per-token probabilities   POST /api/forecast  forecast + intervals
+    GET  /api/speech/clips, POST /api/speech, /api/speech/upload   a recording through a CTC recogniser:
+                             spectrogram, posteriors, alignment, hidden states (api_speech.py)
     GET  /api/curves?run=..  training curves
     GET  /api/openapi.json   the API's schema
 
 Errors are JSON {"detail": "one line"}: 400 bad input for the model, 403 a model path outside
---models, 404 no such run, 413 a body over 64 KiB, 422 a field out of its limits (names the field),
-500 a bug (its traceback goes to the server's log). A message written for the command line names the
-page's field instead of the flag ("prime text", not "--prime"). Every response, errors included,
-carries the security headers (Content-Security-Policy, X-Content-Type-Options: nosniff, ...).
+--models, 404 no such run, 413 a body over 64 KiB (a WAV upload: 2 MiB), 422 a field out of its
+limits (names the field), 500 a bug (its traceback goes to the server's log). A message written for
+the command line names the page's field instead of the flag ("prime text", not "--prime"). Every
+response, errors included, carries the security headers (Content-Security-Policy, X-Content-Type-Options: nosniff, ...).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from seqlab.errors import UserError
-from seqlab.web import api_backward, api_neurons, api_pages, api_unroll
+from seqlab.web import api_backward, api_neurons, api_pages, api_speech, api_unroll
 from seqlab.web.registry import Forbidden, NotFound, Registry
 from seqlab.web.schemas import MAX_BODY
 
@@ -64,12 +67,14 @@ class Guard:
     the 413s and 500s included (an unhandled exception is answered here, then re-raised so that the
     server logs it; Starlette's own 500 answer would come from outside this middleware)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int = MAX_BODY, limits: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.limits = app, max_bytes, limits or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope.get("path") in self.limits:  # a route that takes a file (a WAV upload) allows more
+            return await Guard(self.app, self.limits[scope["path"]])(scope, receive, send)
         started = False
 
         async def with_headers(msg):
@@ -79,7 +84,8 @@ class Guard:
                 msg = {**msg, "headers": list(msg.get("headers", [])) + HEADERS}
             await send(msg)
 
-        too_big = f"request body over {self.max_bytes // 1024} KiB; send less text"
+        too_big = f"request body over {self.max_bytes // 1024} KiB; send less" + (" text" if self.max_bytes <= MAX_BODY
+                                                                                   else "")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             return await JSONResponse({"detail": too_big}, 413)(scope, receive, with_headers)
@@ -121,6 +127,7 @@ def create_app(models: str | Path | None = None, loopback_only: bool = False, ho
     app.include_router(api_backward.router)
     app.include_router(api_neurons.router)
     app.include_router(api_pages.router)
+    app.include_router(api_speech.router)
 
     @app.exception_handler(UserError)
     async def user_error(request, exc: UserError):
@@ -140,5 +147,5 @@ def create_app(models: str | Path | None = None, loopback_only: bool = False, ho
         bound = [] if not host else [host] if host.startswith("[") or ":" not in host else [host, f"[{host}]"]
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_NAMES, *bound])
     app.add_middleware(GZipMiddleware, minimum_size=4096)  # an unrolled text is mostly numbers: ~4x smaller
-    app.add_middleware(Guard, max_bytes=MAX_BODY)
+    app.add_middleware(Guard, max_bytes=MAX_BODY, limits={"/api/speech/upload": api_speech.MAX_AUDIO})
     return app

@@ -9,6 +9,11 @@ export async function post(url, body) {
   return call(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
+// A file (a WAV upload) as the request body.
+export async function postFile(url, file) {
+  return call(url, { method: "POST", headers: { "content-type": file.type || "application/octet-stream" }, body: file });
+}
+
 export async function get(url) {
   return call(url, {});
 }

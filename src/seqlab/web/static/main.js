@@ -4,10 +4,11 @@ import { setupPages } from "./pages.js";
 import { setupUnroller } from "./unroller.js";
 import { setupBackward } from "./backward.js";
 import { setupNeurons } from "./neurons.js";
+import { setupSpeech } from "./speech.js";
 import { redraw, setupVanishing } from "./vanishing.js";
 import { html } from "./svg.js";
 
-const PAGES = ["unroller", "generate", "translate", "tag", "forecast", "curves", "gradients"];
+const PAGES = ["unroller", "generate", "translate", "tag", "forecast", "speech", "curves", "gradients"];
 
 function route() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "unroller";
@@ -34,6 +35,7 @@ async function start() {
   setupNeurons();
   setupVanishing();
   setupPages(models);
+  setupSpeech(models);
   document.getElementById("models-root").textContent = r && r.root ? r.root : "(none: start with --models DIR)";
   window.addEventListener("hashchange", route);
   route();

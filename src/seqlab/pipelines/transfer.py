@@ -1,0 +1,119 @@
+"""What a task model starts from besides random weights: the user's word vectors (`embeddings`,
+seqlab.data.vectors), or a pretrained language model's embedding and encoder (`init_from`,
+seqlab.pipelines.lm_transfer). A task's `fit` calls three hooks:
+
+    cfg = adopt_pretrained(cfg, log, task)          # embed = the vectors' dimension; the LM's sizes and cell
+    tok = pretrained_tokenizer(cfg.model) or build_tokenizer(...)   # the LM's own tokenizer
+    ...build the vocabulary and the model...
+    apply_pretrained(model.encoder.embedding, vocab, cfg.model, log, encoder=model.encoder)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from seqlab.data.vectors import load_vectors, vector_dim
+from seqlab.data.vocab import Vocab
+from seqlab.errors import UserError
+from seqlab.pipelines.config import Config
+from seqlab.pipelines.lm_transfer import (
+    check_level,
+    copy_lm,
+    copy_lm_encoder,
+    finetune_plan,
+    layer_groups,
+    lm_encoder_config,
+    open_lm,
+    structure,
+    tagger_groups,
+)
+
+
+def adopt_pretrained(cfg: Config, log: Callable[[str], None], task: str = "") -> Config:
+    """`cfg` with model.embed set to the dimension of model.embeddings (when a file is given), and with
+    model.init_from, the settings the model must share with the LM (cell, sizes, level, case)."""
+    m = cfg.model
+    init = getattr(m, "init_from", None)
+    if getattr(m, "freeze_embeddings", False) and not getattr(m, "embeddings", None) and not init:
+        raise UserError("--freeze-embeddings keeps pretrained vectors as they are; give them with --embeddings "
+                        "FILE (or --init-from LM_RUN), or drop --freeze-embeddings")
+    if init:
+        if getattr(m, "embeddings", None):
+            raise UserError("--embeddings and --init-from both give the embedding's start; choose one")
+        return _adopt_lm(cfg, init, log, task)
+    if not getattr(m, "embeddings", None):
+        return cfg
+    dim = vector_dim(m.embeddings)
+    if dim == m.embed:
+        return cfg
+    log(f"embed {dim}: the dimension of the vectors in {m.embeddings} (instead of {m.embed})")
+    return cfg.with_values(embed=dim).validate()
+
+
+def _adopt_lm(cfg: Config, path: str, log, task: str) -> Config:
+    lm = open_lm(path)
+    values: dict = {}
+    if task == "tag":  # the LM runs beside the tagger's own encoder, as its features: nothing to share
+        check_level(lm, path, "word", "the tagger")
+    elif task == "classify":
+        if cfg.data.features:
+            raise UserError("--init-from gives a text model's start; a classifier of numeric feature sequences "
+                            "cannot take it (drop --init-from or --features)")
+        check_level(lm, path, cfg.data.tokenizer, "this classifier")
+        if cfg.model.bidirectional:
+            raise UserError(f"{path} reads left to right; a classifier started from it cannot be bidirectional "
+                            "(drop --bidirectional)")
+        values = {**structure(lm), "lowercase": lm.tokenizer.lowercase}
+    elif task == "lm":
+        values = {**structure(lm), "level": lm.level, "lowercase": lm.tokenizer.lowercase,
+                  "no_tie": not lm.model.cfg.tie_weights}
+    changed = {k: v for k, v in values.items() if cfg.get(cfg.leaf_names()[k]) != v}
+    enc = lm.model.cfg.encoder
+    log(f"init from {path}: a {lm.level}-level {enc.cell} LM, {enc.layers}x{enc.hidden}, embed {enc.embed_dim}, "
+        f"vocab {len(lm.vocab):,}" + (" (its " + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")"
+                                      if changed else ""))
+    return cfg.with_values(**changed).validate() if changed else cfg
+
+
+def pretrained_tokenizer(m):
+    """The tokenizer of the LM in `m.init_from` (a task started from it reads text as it did), or None."""
+    init = getattr(m, "init_from", None)
+    return open_lm(init).tokenizer if init else None
+
+
+def pretrained_encoder_config(m, vocab: Vocab, dropout: float = 0.0):
+    """The EncoderConfig of the LM in `m.init_from` over `vocab` (a tagger's LM features), or None."""
+    init = getattr(m, "init_from", None)
+    return lm_encoder_config(open_lm(init), vocab, dropout) if init else None
+
+
+def apply_pretrained(emb, vocab: Vocab | None, m, log: Callable[[str], None], encoder=None, lm_model=None) -> None:
+    """Start `emb` (an nn.Embedding over `vocab`) from the vectors file `m.embeddings`, if any, and
+    log the coverage ("71% of the vocabulary found"); with `m.init_from`, copy the LM into `encoder`
+    (a RecurrentEncoder over `vocab`), or all of it into `lm_model` (a LanguageModel, to continue it)."""
+    if getattr(m, "embeddings", None) and (emb is None or vocab is None):
+        raise UserError("--embeddings gives vectors of tokens; a model of numeric feature sequences has none; "
+                        "drop --embeddings")
+    init = getattr(m, "init_from", None)
+    if init and (encoder is not None or lm_model is not None):
+        lm = open_lm(init)
+        found = copy_lm(lm_model, vocab, lm) if lm_model is not None else copy_lm_encoder(encoder, vocab, lm)
+        words = len(vocab) - len(vocab.specials)
+        log(f"init from {init}: {found / max(words, 1):.0%} of the vocabulary found in the LM's ({found:,} of "
+            f"{words:,}; the others start at the mean embedding)")
+        target = (lm_model.encoder if lm_model is not None else encoder).embedding
+        if getattr(m, "freeze_embeddings", False):
+            target.weight.requires_grad_(False)
+        return
+    if not getattr(m, "embeddings", None):
+        return
+    vecs = load_vectors(emb, vocab, m.embeddings, m.freeze_embeddings)
+    log(f"embeddings {vecs.summary()}{'; frozen' if m.freeze_embeddings else ''}")
+
+
+def finetune(task: str, model, m, callbacks, out, logger: str, log: Callable[[str], None]) -> dict:
+    """run_training's `param_groups` and `callbacks` for ULMFiT's fine-tuning settings in `m`
+    (lr_decay_per_layer, gradual_unfreeze), over the layer groups of a `task` model."""
+    groups = tagger_groups(model) if task == "tag" else layer_groups(model, model.encoder)
+    param_groups, callbacks = finetune_plan(groups, m, callbacks, out, logger, log)
+    return {"param_groups": param_groups, "callbacks": callbacks}
