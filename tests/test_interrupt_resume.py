@@ -30,6 +30,15 @@ from seqlab.pipelines.lm import CarriedStateStep
 from seqlab.train import TrainConfig, Trainer
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Python's own Ctrl-C handler for every test here: a test run started in the background (`make test &`,
+    nohup) inherits SIGINT ignored, and the Trainer rightly leaves an ignored signal ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 # ---- in process: a real signal in the middle of a step ----------------------------------------------
 def _lm():
     torch.manual_seed(0)

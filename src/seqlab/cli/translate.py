@@ -236,6 +236,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of the pairs held out for validation without --valid-* (default: %(default)s)")
     g.add_argument("--test-fraction", type=float, default=0.05,
                    help="share held out as a test split without --valid-* or --test-* (default: %(default)s)")
+    t.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep the tokenized training pairs in DIR as two token files + offsets indexes (sources, "
+                        "targets), reused by the next run on the same pairs (default: OUT/rows from 200,000 pairs, "
+                        "else in memory)")
     g = t.add_argument_group("filters")
     g.add_argument("--max-tokens", type=int, default=0,
                    help="keep pairs whose sides both have fewer tokens than this; 0 = all (default: %(default)s)")

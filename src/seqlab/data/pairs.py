@@ -161,14 +161,21 @@ def split_pairs(pairs: Pairs, valid_fraction: float, test_fraction: float, seed:
 class PairBatcher(BucketBatcher):
     """Batches of encoded pairs, bucketed by total length.
 
+    `src` and `tgt` are lists of 1-d id tensors or two `RowStore`s (one per side, see
+    `Seq2SeqPipeline.rows`: the ids stay in their flat token files until a batch is made).
     Each `Batch` has ids (batch, src) padded with `pad_id`, lengths (batch,) of the sources, and
     targets (batch, tgt) = the target ids (each ending in <eos>) padded with -100.
     """
 
     def __init__(self, src: Sequence[torch.Tensor], tgt: Sequence[torch.Tensor], batch_size: int,
                  pad_id: int = 0, shuffle: bool = False, seed: int = 0, bucket: bool = True):
-        super().__init__(src, list(tgt), batch_size, pad_id, shuffle=shuffle, bucket=bucket, seed=seed)
-        self.lengths = self.lengths + torch.tensor([len(t) for t in self.targets], dtype=torch.long)
+        stored = hasattr(tgt, "lengths")  # a RowStore stays a memory map
+        super().__init__(src, tgt if stored else list(tgt), batch_size, pad_id, shuffle=shuffle, bucket=bucket,
+                         seed=seed)
+        if len(self.targets) != len(self.seqs):
+            raise ValueError(f"{len(self.seqs)} sources but {len(self.targets)} targets")
+        tgt_lengths = tgt.lengths if stored else torch.tensor([len(t) for t in self.targets], dtype=torch.long)
+        self.lengths = self.lengths + tgt_lengths
 
     def make_batch(self, idx: torch.Tensor) -> Batch:
         ids, lengths = pad_batch([self.seqs[i] for i in idx.tolist()], self.pad_id)

@@ -8,7 +8,8 @@
 
 The series is cut in time: training windows (and the scaling statistics) come from the steps before
 the test part; `evaluate` backtests from origins inside the test part only, against naive and
-seasonal naive (and, on request, ETS, ARIMA and Theta) refitted at every origin.
+seasonal naive (and, on request, ETS, ARIMA and Theta) refitted at every origin
+(seqlab.pipelines.forecast_backtest).
 
 Intervals and quantiles are conformal by default (seqlab.forecast.conformal): calibrated after training
 on the errors of rolling-origin refits inside the training part, stored in config.json data["conformal"];
@@ -39,9 +40,7 @@ from seqlab.data.windows import WindowBatcher, gather, window_origins
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.forecast.auto import choose
-from seqlab.forecast.backtest import Forecasts, rolling_origins
-from seqlab.forecast.backtest import backtest as run_backtest
-from seqlab.forecast.baselines import BASELINES, FUNCTIONS
+from seqlab.forecast.backtest import Forecasts
 from seqlab.forecast.conformal import ConformalTable, calibrate, central, parse_quantiles, quantile_name, quantiles_of
 from seqlab.forecast.series import (
     OBJECT_SOURCE,
@@ -55,10 +54,10 @@ from seqlab.forecast.series import (
     split_series,
     test_start_of,
 )
-from seqlab.metrics.forecast import mase_scale
 from seqlab.models.forecaster import Forecaster as ForecastNet
 from seqlab.models.forecaster import ForecasterConfig
 from seqlab.pipelines.base import Pipeline, finish, run_training, write_text_atomic
+from seqlab.pipelines.forecast_backtest import DEFAULT_ORIGINS, BacktestMixin  # noqa: F401  (DEFAULT_ORIGINS: for importers)
 from seqlab.pipelines.forecast_config import ForecastConfig
 from seqlab.pipelines.registry import register_task
 from seqlab.train.checkpoint import task_meta
@@ -67,7 +66,6 @@ from seqlab.train.trainer import TrainConfig
 TASK = "forecast"
 LEVELS = (0.8, 0.95)
 DEFAULT_EPOCHS = 100
-DEFAULT_ORIGINS = 5  # forecast origins of a default backtest (fewer where the test part holds fewer)
 
 
 # ---- series in -----------------------------------------------------------------------------------
@@ -82,7 +80,7 @@ def windows(pipe: Forecaster, s: TimeSeries, origins: np.ndarray, end: int):
 
 
 @register_task
-class Forecaster(Pipeline):
+class Forecaster(BacktestMixin, Pipeline):
     """model + target scaler + covariate scaler + data settings (config.json "data") + the training series."""
 
     task = TASK
@@ -313,44 +311,6 @@ class Forecaster(Pipeline):
         at = s.n if origin is None else s.locate(str(origin))
         fc = self.forecast(s, np.array([at]), levels, quantiles=parse_quantiles(quantiles))
         return pd.DataFrame(self.rows(s, at, fc, int(horizon), labels=False))
-
-    def backtest(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
-                 baselines=BASELINES, last_point: bool = False) -> dict:
-        """Rolling-origin backtest (what `seqlab forecast eval` prints): the run's facts and
-        {"results": {"rnn": metrics, baseline: metrics, ...}}. On the training series only origins in its
-        test part are allowed; `backtest` None takes as many as fit there (one every `stride` steps), at
-        most DEFAULT_ORIGINS, so the default always fits the test part the training chose."""
-        s, same = self.series_for(series)
-        H, season = self.horizon, self.data["season"]
-        stride = stride or H
-        earliest = self.data["test_start"] if same else self.lookback
-        first = s.locate(str(start)) if start is not None else None
-        if backtest is None and first is None:
-            backtest = max(1, min(DEFAULT_ORIGINS, (s.n - H - max(earliest, 1)) // stride + 1))
-        origins = rolling_origins(s.n, H, backtest, stride, first, earliest, s.label)
-        scale = mase_scale(s.values[: self.data["test_start"] if same else int(origins[0])], season)
-        methods = [m for m in baselines if m]
-        unknown = [m for m in methods if m not in FUNCTIONS]
-        if unknown:
-            raise UserError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(FUNCTIONS)}")
-        res = run_backtest(s.values, origins, H, season, scale, lambda o: self.forecast(s, o), methods,
-                          self.scaler.log, last_point)
-        return {"data": s.source, "origins": len(origins), "first_origin": s.label(int(origins[0])),
-                "last_origin": s.label(int(origins[-1])), "horizon": H, "stride": stride, "season": season,
-                "scored": "last point" if last_point else "all steps",
-                "intervals": "conformal" if self.conformal is not None else self.model.cfg.likelihood, "results": res}
-
-    def evaluate(self, series=None, backtest: int | None = None, stride: int | None = None, start=None,
-                 baselines=("naive", "seasonal_naive"), last_point: bool = False) -> dict:
-        """Backtest metrics of the model: mae, rmse, smape, mape, mase (and coverage80/95 of its intervals),
-        n, origins, and "baselines": {name: metrics} for `baselines` (any of baselines.FUNCTIONS:
-        naive, seasonal_naive, ets, arima, theta; autoets, autoarima, autotheta with statsforecast), all
-        refitted at every origin. Default: up to DEFAULT_ORIGINS non-overlapping origins of the test part."""
-        r = self.backtest(series, backtest, stride, start, baselines, last_point)
-        out = dict(r["results"]["rnn"])
-        out["origins"] = r["origins"]
-        out["baselines"] = {k: v for k, v in r["results"].items() if k != "rnn"}
-        return out
 
     # ---- files ---------------------------------------------------------------------------------
     @property

@@ -2,8 +2,10 @@
 
 `Seq2SeqPipeline` is what a seq2seq checkpoint holds: normalisation settings, source and target
 tokenizers and vocabularies, and the `Seq2Seq` model (or an exported one, see `seqlab.export`).
-Raw strings in, decoded strings (with scores and attention) out. The config sections and
-`build` / `train_seq2seq` here are the recipe both tasks train with.
+Raw strings in (encoded by its `PairEncoding`, seqlab.pipelines.pair_encoding), decoded strings (with
+scores and attention) out. The config sections and `build` / `train_seq2seq` here are the recipe both
+tasks train with; from `ROW_STORE_ROWS` training pairs (or with `cache`) the pairs' ids go to two
+`RowStore`s (files in `cache`, else OUT/rows, reused by the next run on the same pairs).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 
 from seqlab.data import Vocab, build_tokenizer, tokenizer_from_json
-from seqlab.data.pairs import PairBatcher, Pairs, normalize
+from seqlab.data.pairs import Pairs, normalize
 from seqlab.decode.seq2seq_search import decode, replace_unk
 from seqlab.errors import UserError
 from seqlab.export import runtime
@@ -33,14 +35,12 @@ from seqlab.models.seq2seq import (
     seq2seq_loss,
 )
 from seqlab.pipelines.base import Readout, Steps, run_training, shown
+from seqlab.pipelines.classify import ROW_STORE_ROWS
 from seqlab.pipelines.config import Config, ConfigError, choice, num
+from seqlab.pipelines.pair_encoding import PairEncoding, SourceTruncated
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
-
-
-class SourceTruncated(UserWarning):
-    """Some source texts were longer than the model's maximum source length and were cut."""
 
 
 @dataclass
@@ -90,6 +90,7 @@ class Seq2SeqTokens(Config):
     max_vocab: int | None = num(None, 1, allow_none=True)
     subword_vocab: int = num(8000, 2)
     max_src_len: int = num(0, 0)  # longer sources are cut; 0 = twice the longest training source, at least 20
+    cache: str | None = None  # tokenized training pairs (two RowStores) in this directory; None: OUT/rows from 200k
 
 
 @dataclass
@@ -104,45 +105,12 @@ class Seq2SeqTrain(TrainSettings):
 
 
 # ---- the pipeline both tasks decode with ---------------------------------------------------------
-class Seq2SeqPipeline:
+class Seq2SeqPipeline(PairEncoding):
     """Normalisation, tokenizers, vocabularies and model: source text in, target text out."""
 
     def __init__(self, task: str, src_tok, tgt_tok, src_vocab: Vocab, tgt_vocab: Vocab, model: Seq2Seq, data: dict):
         self.task, self.src_tok, self.tgt_tok = task, src_tok, tgt_tok
         self.src_vocab, self.tgt_vocab, self.model, self.data = src_vocab, tgt_vocab, model, data
-
-    def norm(self, text: str) -> str:
-        d = self.data
-        return normalize(text, d["lowercase"], d["nfkc"], d["split_punct"])
-
-    def src_tokens(self, text: str) -> list[str]:
-        return self.src_tok.tokenize(self.norm(text))[: self.data["max_src_len"]] or ["<unk>"]
-
-    def encode_src(self, texts: list[str]) -> list[torch.Tensor]:
-        """Source ids (1-d each), cut at the model's maximum source length with a SourceTruncated warning."""
-        limit, long = self.data["max_src_len"], []
-        out = []
-        for i, t in enumerate(texts):
-            toks = self.src_tok.tokenize(self.norm(t))
-            if len(toks) > limit:
-                long.append(i)
-            out.append(torch.tensor(self.src_vocab.encode(toks[:limit]) or [self.src_vocab.unk_id]))
-        if long:
-            warnings.warn(f"{len(long)} source text(s) longer than the model's maximum of {limit} tokens were "
-                          f"truncated (the first is input {long[0] + 1})", SourceTruncated, stacklevel=2)
-        return out
-
-    def encode_tgt(self, texts: list[str]) -> list[torch.Tensor]:
-        """Target ids ending in <eos> (1-d each)."""
-        eos = self.tgt_vocab.eos_id
-        return [torch.tensor(self.tgt_vocab.encode(self.tgt_tok.tokenize(self.norm(t))) + [eos]) for t in texts]
-
-    def reference(self, text: str) -> str:
-        """A reference as the model would write it (normalised, tokenized, detokenized)."""
-        return self.tgt_tok.detokenize(self.tgt_tok.tokenize(self.norm(text)))
-
-    def batches(self, src: list[str], tgt: list[str], batch_size: int, **kw) -> PairBatcher:
-        return PairBatcher(self.encode_src(src), self.encode_tgt(tgt), batch_size, self.src_vocab.pad_id, **kw)
 
     def generate(self, texts: list[str], beam: int = 1, max_len: int | None = None, alpha: float = 1.0,
                  batch_size: int = 128, attention: bool = False, unk_replace: bool = False) -> list[Output]:
@@ -312,8 +280,11 @@ class _TrainerRef:
 def train_seq2seq(pipe, core: Seq2SeqPipeline, train: Pairs, eval_fn, metric: str, mode: str, tcfg: TrainConfig,
                   *, out=None, resume=False, overwrite=False, callbacks=None, log=print) -> dict:
     """Train `core.model` (the model of `pipe`, whose config is a seq2seq config) on `train` with run_training."""
-    t = pipe.config.train
-    batches = core.batches(train.src, train.tgt, tcfg.batch_size, shuffle=True, seed=t.seed)
+    t, d = pipe.config.train, pipe.config.data
+    rows = None  # large data: the token ids in two RowStores (files in --cache / OUT/rows), not tensors
+    if d.cache or len(train) >= ROW_STORE_ROWS:
+        rows = core.rows(train.src, train.tgt, d.cache or (Path(out) / "rows" if out is not None else None), log)
+    batches = core.batches(train.src, train.tgt, tcfg.batch_size, rows=rows, shuffle=True, seed=t.seed)
     final = t.teacher_forcing if t.tf_decay == "none" else t.tf_final
     tf = TeacherForcing(t.teacher_forcing, final, t.tf_decay, t.tf_steps or tcfg.epochs * len(batches))
     bos, pad = core._bos_pad()

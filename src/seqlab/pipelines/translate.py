@@ -115,8 +115,10 @@ class Translator(Seq2SeqPipeline, Pipeline):
         `train` when not given (see the module docstring). Settings: `config` and/or flat keyword
         overrides (hidden=64, epochs=3, attention="dot", ...: the names of the CLI flags). `out`: a run
         directory (checkpoints, logs, data/valid.tsv and data/test.tsv of held-out splits, resume);
-        None trains in memory. Returns the pipeline with the best weights; `.results` has greedy and
-        beam BLEU/chrF/exact match on the validation and test pairs.
+        None trains in memory. `cache="DIR"`: the training pairs tokenized into two row stores there (one
+        flat token file + offsets per side; default OUT/rows from 200,000 pairs), reused on the same pairs.
+        Returns the pipeline with the best weights; `.results` has greedy and beam BLEU/chrF/exact match
+        on the validation and test pairs.
         """
         cfg = adopt_pretrained(cls.make_config(config, **overrides), log)  # embed = the vectors' dimension
         d, ev = cfg.data, cfg.eval

@@ -21,29 +21,25 @@ previous checkpoint).
 Under torchrun the same loop trains data-parallel: each rank reads its share of every batch and
 the step runs as the forward of torch's DistributedDataParallel, which averages the gradients over the
 ranks during backward (`seqlab.train.distributed`).
+
+This file holds the loop (epochs, steps, logging); saving and resuming are in `seqlab.train.resume`,
+the dev evaluation and the best checkpoint in `seqlab.train.validation` (mixins of the Trainer).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from seqlab.errors import UserError
-from seqlab.train.checkpoint import (
-    load_state_tensors,
-    load_weights,
-    read_trainer_state,
-    recover,
-    remove_if_no_checkpoint,
-    save_checkpoint,
-)
+from seqlab.train.checkpoint import recover, remove_if_no_checkpoint
 from seqlab.train.distributed import setup
 from seqlab.train.lock import RunLock
+from seqlab.train.resume import ResumeMixin
 from seqlab.train.settings import (  # noqa: F401  (TrainConfig, AMP, SCHEDULES, ...: the Trainer's settings)
     AMP,
     SCHEDULES,
@@ -55,10 +51,11 @@ from seqlab.train.settings import (  # noqa: F401  (TrainConfig, AMP, SCHEDULES,
     resolve_amp,
     seed_everything,
 )
-from seqlab.train.state import _Clock, _HeldSignals, _optimizer_from_flat, _optimizer_to_flat
+from seqlab.train.state import _Clock, _HeldSignals
+from seqlab.train.validation import ValidationMixin
 
 
-class Trainer:
+class Trainer(ResumeMixin, ValidationMixin):
     """Train `model` with `step_fn` on batches, evaluate with `eval_fn` after each epoch.
 
     Args:
@@ -115,84 +112,7 @@ class Trainer:
         self.state = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None,
                       "bad_evals": 0, "last_eval_step": -1, "elapsed": 0.0, "done": False, "best_tie": None}
 
-    # ---- checkpoints -------------------------------------------------------------------------
-    def _last_checkpoint(self, finite: bool = True) -> tuple[Path, int] | None:
-        """(last/, its step) when this run has a last/ on disk, readable (with `finite`: finite weights and
-        optimizer state, read back); else None. For messages after a failure, which must not point at a
-        checkpoint that is not there."""
-        from seqlab.train.checkpoint import STATE, WEIGHTS, _load_tensors
-
-        ckpt = self._last_good
-        try:
-            if ckpt is not None and (ckpt / "trainer.json").is_file():
-                step = read_trainer_state(ckpt)["step"]
-                if not finite or all(bool(torch.isfinite(v).all()) for f in (WEIGHTS, STATE)
-                                     for v in _load_tensors(ckpt / f).values() if v.is_floating_point()):
-                    return ckpt, step
-        except UserError:
-            pass
-        return None
-
-    def _good_note(self) -> str:
-        last = self._last_checkpoint()
-        if last:
-            return f"the last good checkpoint is {last[0]} (step {last[1]})"
-        if self.out is not None and (self.out / "best" / "model.safetensors").is_file():
-            return f"no last/ checkpoint to resume from; the best weights so far are in {self.out / 'best'}"
-        return "no checkpoint was written"
-
-    def _save(self, name: str, with_state: bool, rng: torch.Tensor | None = None,
-              step_state: dict | None = None) -> None:
-        tensors = trainer = None
-        if with_state:
-            own = {"rng.torch": torch.get_rng_state() if rng is None else rng}
-            if hasattr(self.step_fn, "state_tensors"):  # e.g. an LM's carried hidden state
-                carried = self.step_fn.state_tensors() if step_state is None else step_state
-                own.update({f"step.{k}": v for k, v in carried.items()})
-            if torch.cuda.is_available():
-                own["rng.cuda"] = torch.cuda.get_rng_state()
-            tensors, opt_js = _optimizer_to_flat(self.opt)
-            tensors.update(self.dist.stack(own))  # every rank's, (world, ...), in a multi-process run
-            trainer = {**self.state, "optimizer": opt_js, "train_config": asdict(self.cfg),
-                       "world_size": self.dist.world}
-        if not self.dist.main:
-            return
-        finite = all(bool(torch.isfinite(v).all()) for v in self.model.state_dict().values() if v.is_floating_point())
-        if finite and tensors is not None:  # the optimizer's moments overflow before the weights do
-            finite = all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point())
-        if not finite:
-            raise UserError(f"the weights became inf or nan by step {self.state['step']}; lower --lr (now "
-                            f"{self.cfg.lr}) or set --clip; {self._good_note()}")
-        if self.out is None:  # in memory: keep a copy of the best weights; there is no last/ to resume
-            if name == "best":
-                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            return
-        save_checkpoint(self.out / name, self.model, self.meta, tensors, trainer)
-        if name == "last":
-            self._last_good = self.out / name
-
-    def _resume(self) -> None:
-        if self.out is None:
-            raise UserError("resuming needs the run directory of the interrupted training; give out=")
-        ckpt = self.out / "last"
-        if not (ckpt / "trainer.json").is_file():
-            raise UserError(f"nothing to resume in {self.out} (no last/trainer.json); drop --resume")
-        load_weights(self.model, ckpt, self.device)
-        tr = read_trainer_state(ckpt)
-        tensors = load_state_tensors(ckpt)
-        _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, tr["optimizer"])
-        tensors = self.dist.pick({k: v for k, v in tensors.items() if not k.startswith("opt.")},
-                                 tr.get("world_size", 1))
-        torch.set_rng_state(tensors["rng.torch"])
-        if hasattr(self.step_fn, "load_state_tensors"):
-            self.step_fn.load_state_tensors({k[5:]: v.to(self.device) for k, v in tensors.items()
-                                             if k.startswith("step.")})
-        if "rng.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors["rng.cuda"])
-        self.state.update({k: tr.get(k, self.state[k]) for k in self.state})
-        self._last_good = ckpt
-        self.log(f"resumed from {ckpt} at epoch {self.state['epoch'] + 1}, step {self.state['step']}")
-
+    # ---- callbacks ---------------------------------------------------------------------------
     def _write_log(self, rec: dict) -> None:
         if self.dist.main:
             self._callbacks("on_log", rec)
@@ -213,20 +133,6 @@ class Trainer:
                     raise err from None
 
     # ---- the loop ----------------------------------------------------------------------------
-    def evaluate(self) -> dict:
-        self.model.eval()
-        with torch.no_grad():
-            return self.eval_fn(self.model) if self.eval_fn else {}
-
-    def _improved(self, value: float, metrics: dict) -> bool:
-        best = self.state["best"]
-        if best is None or (value > best if self.mode == "max" else value < best):
-            return True
-        if value != best or self.tie is None or self.tie[0] not in metrics or self.state["best_tie"] is None:
-            return False
-        t, bt = metrics[self.tie[0]], self.state["best_tie"]
-        return t > bt if self.tie[1] == "max" else t < bt
-
     def fit(self, batches, resume: bool = False) -> dict:
         """Train over `batches` (an iterable of Batch with set_epoch and len) for cfg.epochs.
 
@@ -295,53 +201,6 @@ class Trainer:
         if self.restore_best:
             self.load_best()
         return dict(st)
-
-    def _interrupted(self) -> None:
-        """Save last/ after a KeyboardInterrupt, if the state it found is consistent (see _phase)."""
-        st = self.state
-        if self.out is None:
-            return
-        if self.dist.world > 1:  # the other ranks may be gone already: no collective save
-            self.log(f"interrupted; nothing saved; {self._resume_note()}")
-            return
-        if self._phase == "update":  # inside the weight update: neither the state before nor after it
-            self.log(f"interrupted while the weights were being updated (step {st['step'] + 1}); nothing saved; "
-                     f"{self._resume_note()}")
-            return
-        st["elapsed"] = self.clock()
-        before = self._phase == "step"  # forward/backward: the weights are as they were before this step
-        self._save("last", with_state=True, rng=self._rng if before else None,
-                   step_state=self._carried if before else None)
-        self.log(f"interrupted; progress saved in {self.out / 'last'} (step {st['step']}); continue with --resume")
-
-    def _resume_note(self) -> str:
-        last = self._last_checkpoint(finite=False)  # every last/ written was checked finite when saved
-        return f"--resume continues from {last[0]} (step {last[1]})" if last else "no checkpoint was written"
-
-    def _finish_interrupted_evaluation(self, n_batches: int) -> None:
-        """A resumed run whose evaluation was cut short (an interrupt during it) does that evaluation
-        first, and what followed it (the checkpoint at an epoch end, the epoch end of an early stop),
-        as the uninterrupted run did."""
-        cfg, st = self.cfg, self.state
-        at_epoch_end = st["batch"] == 0 and st["epoch"] > 0
-        mid_epoch = bool(cfg.eval_every and self.eval_fn and st["batch"] and st["step"] % cfg.eval_every == 0)
-        if st["done"] or st["step"] == 0 or st["last_eval_step"] == st["step"] or not (at_epoch_end or mid_epoch):
-            return
-        self._validate(st["epoch"] + st["batch"] / n_batches)
-        if mid_epoch and st["done"]:
-            self._end_epoch()
-        elif at_epoch_end:
-            st["elapsed"] = self.clock()
-            with self.clock.pause():
-                self._save("last", with_state=True)
-
-    def load_best(self) -> None:
-        """Put the best weights (best/ on disk, or the in-memory copy) into the model."""
-        if self.out is None:
-            if self._best_state is not None:
-                self.model.load_state_dict(self._best_state)
-        elif (self.out / "best").is_dir():
-            load_weights(self.model, self.out / "best", self.device)
 
     @property
     def _epochs_shown(self) -> str:
@@ -425,44 +284,3 @@ class Trainer:
         with self.clock.pause():
             self._save("last", with_state=True)
 
-    def _validate(self, epoch: float) -> None:
-        """Evaluate on dev, log it, keep the best checkpoint, count evaluations without gain.
-        The training clock stops meanwhile: `--time` budgets training, not evaluation."""
-        with self.clock.pause():
-            if self.dist.main:  # rank 0 evaluates; its decision to stop goes to every rank
-                self._callbacks("on_validate_start")  # e.g. averaged weights in, for the scores and best/
-                try:
-                    self._validate_paused(epoch)
-                finally:
-                    self._callbacks("on_validate_end")
-            self.state["done"] = self.dist.flag(self.state["done"])
-            self.state["last_eval_step"] = self.state["step"]
-
-    def _validate_paused(self, epoch: float) -> None:
-        st = self.state
-        st["elapsed"] = self.clock()
-        metrics = self.evaluate()
-        rec = {"step": st["step"], "epoch": round(epoch, 4), "time": st["elapsed"],
-               **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
-        self._write_log(rec)
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_") and k != "dev_n")
-        line = f"epoch {epoch:.4g}{self._epochs_shown}  step {st['step']}  {shown}  ({st['elapsed']:.0f}s)"
-        if st["done"]:
-            line += "  (time budget reached)"
-        if self.metric in metrics:
-            if self._improved(metrics[self.metric], metrics):
-                self._save("best", with_state=False)  # first: an interrupt inside it leaves best and best/ as they were
-                st["best"], st["best_epoch"], st["bad_evals"] = metrics[self.metric], rec["epoch"], 0
-                st["best_tie"] = metrics.get(self.tie[0]) if self.tie else None
-                line += "  *best*"
-            else:
-                st["bad_evals"] += 1
-                if self.cfg.patience and st["bad_evals"] >= self.cfg.patience:
-                    st["done"] = True
-                    line += f"  (no gain in {st['bad_evals']} evaluations: stopping early)"
-            target, value = self.cfg.target, metrics[self.metric]
-            if target is not None and (value >= target if self.mode == "max" else value <= target):
-                st["done"] = True
-                line += f"  (target {self.metric} {target} reached: stopping)"
-        st["last_eval_step"] = st["step"]  # done (a resume re-runs an evaluation that an interrupt cut short)
-        self.log(line)
