@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import os
 import stat
 import zlib
@@ -169,34 +170,17 @@ def read_table(
     delim = _delimiter(path, first, delimiter)
     quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting, strict=True)
-    head: list[str] | None = None
-    width = None
+    head: list[str | None] = [None]  # set by _records once it has read the first row
     rows: list[tuple[str, ...]] = []
     lines: list[int] = []
     idx: list[int] = []
-    start = 1  # the line the record being read begins on
+    start = [1]  # the line the record being read begins on
     try:
-        while True:
-            start = reader.line_num + 1
-            rec = next(reader, None)
-            if rec is None:
-                break
-            if not rec or (len(rec) == 1 and not rec[0].strip()):
-                continue
-            if width is None:
-                width = len(rec)
-                head = [h.strip() for h in rec] if header else None
-                idx = [_resolve(c, head, width, path) for c in columns]
-                if header:
-                    continue
-            if len(rec) != width:
-                raise UserError(
-                    f"{path}: line {reader.line_num} has {len(rec)} fields but the first row has "
-                    f"{width}; fix that line (quote fields that contain {delim!r})"
-                )
-            rows.append(tuple(rec[i].strip() for i in idx))
-            lines.append(reader.line_num)
+        for rec, line in _records(reader, path, columns, header, delim, start, head, idx):
+            rows.append(rec)
+            lines.append(line)
     except csv.Error as e:
+        start, head = start[0], head[0]
         end = max(reader.line_num, start)
         if end > start or "unexpected end of data" in str(e):  # a quoted field ran on past its line
             opened = _quote_opened(text.split("\n"), start, end)
@@ -207,5 +191,75 @@ def read_table(
         raise UserError(f"{path}: line {end} is not valid CSV ({e}); fix that line") from None
     if not rows:
         raise UserError(f"{path}: the file has a header but no data rows; give a file with data")
-    names = [head[i] if head else str(i) for i in idx]
+    names = [head[0][i] if head[0] else str(i) for i in idx]
     return Table(path, names, rows, lines)
+
+
+def _records(reader, path: Path, columns: list, header: bool, delim: str, start: list, head: list, idx: list):
+    """(chosen fields, line number) of each data row of a csv `reader`; the shared loop of `read_table`
+    and `iter_table`. Fills `head[0]` (the header or None) and `idx` (the chosen column indices); keeps
+    `start[0]` at the line the record being read begins on (for the message of a quote left open)."""
+    width = None
+    while True:
+        start[0] = reader.line_num + 1
+        rec = next(reader, None)
+        if rec is None:
+            return
+        if not rec or (len(rec) == 1 and not rec[0].strip()):
+            continue
+        if width is None:
+            width = len(rec)
+            head[0] = [h.strip() for h in rec] if header else None
+            idx[:] = [_resolve(c, head[0], width, path) for c in columns]
+            if header:
+                continue
+        if len(rec) != width:
+            raise UserError(
+                f"{path}: line {reader.line_num} has {len(rec)} fields but the first row has "
+                f"{width}; fix that line (quote fields that contain {delim!r})"
+            )
+        yield tuple(rec[i].strip() for i in idx), reader.line_num
+
+
+def _stream_lines(f):
+    """The lines of text file `f` as `read_text` would give them: BOM dropped, '\\r\\n' turned into '\\n'."""
+    for no, line in enumerate(f):
+        if no == 0:
+            line = line.lstrip("\ufeff")
+        yield line[:-2] + "\n" if line.endswith("\r\n") else line
+
+
+def iter_table(path: str | Path, columns: list[str | int], delimiter: str | None = None, header: bool = True,
+               encoding: str = "utf-8", chunk_rows: int = 50_000):
+    """`read_table` in chunks, never the whole file in memory: yields (rows, lines) lists of up to
+    `chunk_rows` data rows. The same rows and the same errors: on any problem the file is read again
+    by `read_table`, which raises its one-line message (naming the line)."""
+    path = Path(path)
+    if not path.is_file():
+        read_table(path, columns, delimiter, header, encoding)  # raises: missing, a directory, a FIFO
+    n = 0
+    try:
+        with open(path, "rb") as raw, (gzip.open(raw) if path.suffix == ".gz" else raw) as binary, \
+                io.TextIOWrapper(binary, encoding, newline="") as f:
+            lines_in = _stream_lines(f)
+            peek = next(lines_in, "")
+            delim = _delimiter(path, peek.split("\n", 1)[0], delimiter)
+            quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
+            reader = csv.reader(itertools.chain([peek], lines_in), delimiter=delim, quoting=quoting, strict=True)
+            rows: list[tuple[str, ...]] = []
+            lines: list[int] = []
+            for rec, line in _records(reader, path, columns, header, delim, [1], [None], []):
+                rows.append(rec)
+                lines.append(line)
+                if len(rows) == chunk_rows:
+                    n += len(rows)
+                    yield rows, lines
+                    rows, lines = [], []
+            n += len(rows)
+            if rows:
+                yield rows, lines
+    except (csv.Error, UnicodeDecodeError, LookupError, OSError, EOFError, zlib.error):
+        n = 0
+    if not n:
+        read_table(path, columns, delimiter, header, encoding)  # raises the message of what is wrong
+        raise UserError(f"{path}: cannot read it as a table; check the file")

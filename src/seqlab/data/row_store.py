@@ -4,6 +4,7 @@ plus an offsets index, on disk as memory maps or in memory as two NumPy arrays.
     rows = RowStore.build(texts, encode, vocab_size, cache=Path("runs/x/rows"), log=print)
     len(rows); rows[i]          # (length,) long tensor: ids[offsets[i] : offsets[i + 1]]
     rows.lengths                # (n,) long tensor of row lengths (what BucketBatcher sorts by)
+    RowStore.build_from(id_chunks, vocab_size, key, cache)   # ids made chunk by chunk (a table streamed)
 
 A list of 10 million small tensors costs ~150 bytes of object overhead per row plus 8 bytes per
 token; here a row costs 8 bytes (its offset) plus 1-4 bytes per token (the smallest unsigned type
@@ -35,9 +36,10 @@ from seqlab.errors import UserError
 FORMAT, VERSION = "seqlab-row-store", 1
 
 
-def texts_digest(texts: Iterable[str]) -> str:
-    """sha256 of the texts, each length-prefixed (so row boundaries count)."""
-    h = hashlib.sha256()
+def texts_digest(texts: Iterable[str], h=None) -> str:
+    """sha256 of the texts, each length-prefixed (so row boundaries count); with `h` (a hashlib sha256),
+    the texts are added to it (a corpus digested chunk by chunk: `h.hexdigest()` at the end)."""
+    h = hashlib.sha256() if h is None else h
     for t in texts:
         b = t.encode("utf-8", "surrogatepass")
         h.update(len(b).to_bytes(8, "little"))
@@ -98,11 +100,18 @@ class RowStore(Sequence):
         """Tokenize `texts` with `encode` (a chunk of texts -> their id lists) into a store; with `cache`, into
         files there, or read back the store of the same texts and `key` (the tokenizer and vocabulary)."""
         key = {**key, "texts": texts_digest(texts), "rows": len(texts)}
+        chunks = (encode(texts[lo : lo + chunk_rows]) for lo in range(0, len(texts), chunk_rows))
+        return cls.build_from(chunks, vocab_size, key, cache, log=log)
+
+    @classmethod
+    def build_from(cls, chunks: Iterable[list[list[int]]], vocab_size: int, key: dict, cache: Path | None = None,
+                   *, log: Callable[[str], None] | None = None) -> RowStore:
+        """`build` from the id lists of the rows, chunk by chunk (an iterator: it is consumed only when the
+        store is not in `cache` already); `key` names the texts too (their digest and count, as `build`'s)."""
         dtype = dtype_for(vocab_size)
         if cache is None:
             toks, lens = [], []
-            for lo in range(0, len(texts), chunk_rows):
-                rows = encode(texts[lo : lo + chunk_rows])
+            for rows in chunks:
                 toks.append(np.fromiter((i for r in rows for i in r), dtype=dtype))
                 lens.append(np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows)))
             return cls(np.concatenate(toks) if toks else np.zeros(0, dtype), _offsets(lens), _header(key, dtype, lens))
@@ -119,8 +128,7 @@ class RowStore(Sequence):
             tmp_t, tmp_o = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (toks_path, offs_path))
             try:
                 with open(tmp_t, "wb") as out:
-                    for lo in range(0, len(texts), chunk_rows):
-                        rows = encode(texts[lo : lo + chunk_rows])
+                    for rows in chunks:
                         out.write(np.fromiter((i for r in rows for i in r), dtype=dtype).tobytes())
                         lens.append(np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows)))
                 _offsets(lens).tofile(tmp_o)

@@ -10,9 +10,17 @@ def holdout(n: int, fraction: float, seed: int = 1) -> tuple[list[int], list[int
 
     Both lists keep the original order of the examples.
     """
+    dev = holdout_mask(n, fraction, seed)
+    return np.flatnonzero(~dev).tolist(), np.flatnonzero(dev).tolist()
+
+
+def holdout_mask(n: int, fraction: float, seed: int = 1) -> np.ndarray:
+    """(n,) bool, True for the dev examples of `holdout` (no index lists: for millions of rows)."""
     perm = np.random.default_rng(seed).permutation(n)
     k = min(n - 1, max(1, int(n * fraction))) if n > 1 else 0
-    return sorted(perm[k:].tolist()), sorted(perm[:k].tolist())
+    dev = np.zeros(n, dtype=bool)
+    dev[perm[:k]] = True
+    return dev
 
 
 def holdout_tail(n: int, fraction: float) -> int:

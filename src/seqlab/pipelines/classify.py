@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqlab.data import BucketBatcher, Vocab, build_tokenizer, features, read_table, tokenizer_from_json
+from seqlab.data import BucketBatcher, Vocab, build_tokenizer, features, tokenizer_from_json
 from seqlab.data.row_store import RowStore, texts_digest
 from seqlab.data.split import holdout
 from seqlab.errors import UserError
@@ -30,6 +30,8 @@ from seqlab.export import runtime
 from seqlab.metrics import classification_metrics, regression
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training, shown
+from seqlab.pipelines.classify_rows import TableRows, check_labels
+from seqlab.pipelines.classify_rows import labelled as _labelled
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.registry import register_task
 from seqlab.pipelines.sections import EncoderSettings, FinetuneSettings, TableSettings, TokenSettings, TrainSettings
@@ -69,30 +71,6 @@ class ClassifyConfig(Config):
     train: TrainSettings = field(default_factory=TrainSettings)
 
 
-def _labelled(source, d: dict, name: str) -> tuple[list, list, list | None]:
-    """(inputs, labels, line numbers or None) from a path or an (inputs, labels) pair."""
-    if isinstance(source, (str, Path)):
-        if d.get("features"):
-            return features.read_labelled(source, d)
-        table = read_table(source, [d["text_col"], d["label_col"]], d["delimiter"], d["header"], d["encoding"])
-        for text, label, line in zip(table.column(0), table.column(1), table.lines):
-            if not text:
-                raise UserError(f"{source}: line {line} has an empty text; remove or fill that row")
-            if not label:
-                raise UserError(f"{source}: line {line} has an empty label; remove or fill that row")
-        return table.column(0), table.column(1), table.lines
-    try:
-        inputs, labels = source
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a file path or an (inputs, labels) pair") from None
-    inputs, labels = list(inputs), [lb if d.get("regression") else str(lb) for lb in labels]
-    if len(inputs) != len(labels) or not inputs:
-        raise UserError(f"{name}: {len(inputs)} inputs and {len(labels)} labels; give one label per input")
-    if d.get("features"):
-        inputs = [np.asarray(x, dtype=np.float64) for x in inputs]
-    return inputs, labels, None
-
-
 @register_task
 class Classifier(Pipeline):
     """Tokenizer, vocabulary, labels and model: raw text (or feature sequences) in, classes or values out."""
@@ -123,40 +101,40 @@ class Classifier(Pipeline):
         if dc.features:
             data.update(features=True, id_col=dc.id_col, step_col=dc.step_col)
         tcfg = cfg.train.trainer_config(10)
-        texts, labels, lines = _labelled(train, data, "train")
-        train_name = str(train) if isinstance(train, (str, Path)) else "the training data"
-        if dc.regression:
-            data["regression"] = True
-            labels = regression.parse_targets(labels, lines, train_name).tolist()
-        if dev is not None:
-            dev_texts, dev_labels, dev_lines = _labelled(dev, data, "dev")
-            if dc.regression:
-                dev_labels = regression.parse_targets(dev_labels, dev_lines, dev).tolist()
-        else:
-            if len(texts) < 2:
-                raise UserError(f"{train_name} has {len(texts)} example; give at least 2 (one is held out as dev)")
-            tr_idx, dev_idx = holdout(len(texts), cfg.train.dev_fraction, cfg.train.seed)
-            dev_texts, dev_labels = [texts[i] for i in dev_idx], [labels[i] for i in dev_idx]
-            texts, labels, dev_lines = [texts[i] for i in tr_idx], [labels[i] for i in tr_idx], None
-        label_vocab = None if dc.regression else Vocab.labels(labels)
-        if dc.regression:
-            data["target"] = regression.target_scaler(np.array(labels))
-        elif len(label_vocab) < 2:
-            raise UserError(f"{train_name}: the label column {dc.label_col!r} has only one class "
-                            f"({label_vocab.itos[0]!r}); a classifier needs at least two")
-        unseen = [] if dc.regression else sorted(set(dev_labels) - set(label_vocab.itos))
-        if unseen:
-            where = f" (line {dev_lines[dev_labels.index(unseen[0])]})" if dev_lines else ""
-            raise UserError(f"{dev}: label {unseen[0]!r}{where} never occurs in {train_name}; "
-                            "fix the label or add training examples of it")
-        if dc.features:
-            tok = vocab = None
-            data.update(input_dim=texts[0].shape[1], scaler=features.fit_scaler(texts))
-            enc = m.encoder_config(0, 0, input_dim=data["input_dim"])
-        else:
-            tok = pretrained_tokenizer(m) or build_tokenizer(dc.tokenizer, texts, dc.lowercase, dc.subword_vocab)
-            vocab = Vocab.build((tok.tokenize(t) for t in texts), dc.min_freq, dc.max_vocab)
+        big = TableRows.open(train, dev, data, dc, m, cfg.train, log, ROW_STORE_ROWS)  # large: streamed
+        if big is not None:
+            tok, vocab, label_vocab, texts, labels = big.tok, big.vocab, big.labels, big, big.targets
+            dev_texts, dev_labels = big.dev_texts, big.dev_labels
             enc = m.encoder_config(len(vocab), vocab.pad_id)
+        else:
+            texts, labels, lines = _labelled(train, data, "train")
+            train_name = str(train) if isinstance(train, (str, Path)) else "the training data"
+            if dc.regression:
+                data["regression"] = True
+                labels = regression.parse_targets(labels, lines, train_name).tolist()
+            if dev is not None:
+                dev_texts, dev_labels, dev_lines = _labelled(dev, data, "dev")
+                if dc.regression:
+                    dev_labels = regression.parse_targets(dev_labels, dev_lines, dev).tolist()
+            else:
+                if len(texts) < 2:
+                    raise UserError(f"{train_name} has {len(texts)} example; give at least 2 (one is held out as dev)")
+                tr_idx, dev_idx = holdout(len(texts), cfg.train.dev_fraction, cfg.train.seed)
+                dev_texts, dev_labels = [texts[i] for i in dev_idx], [labels[i] for i in dev_idx]
+                texts, labels, dev_lines = [texts[i] for i in tr_idx], [labels[i] for i in tr_idx], None
+            label_vocab = None if dc.regression else Vocab.labels(labels)
+            if dc.regression:
+                data["target"] = regression.target_scaler(np.array(labels))
+            else:
+                check_labels(label_vocab, dev_labels, dev_lines, train_name, dev, dc.label_col)
+            if dc.features:
+                tok = vocab = None
+                data.update(input_dim=texts[0].shape[1], scaler=features.fit_scaler(texts))
+                enc = m.encoder_config(0, 0, input_dim=data["input_dim"])
+            else:
+                tok = pretrained_tokenizer(m) or build_tokenizer(dc.tokenizer, texts, dc.lowercase, dc.subword_vocab)
+                vocab = Vocab.build((tok.tokenize(t) for t in texts), dc.min_freq, dc.max_vocab)
+                enc = m.encoder_config(len(vocab), vocab.pad_id)
         if m.cell == "none" and m.pooling in (None, "last"):
             pooling = "mean"  # a bag of embeddings has no final state
         else:
@@ -212,18 +190,22 @@ class Classifier(Pipeline):
         max_len = self.data.get("max_len") or None
         return [self.vocab.encode(self.tokenizer.tokenize(t))[:max_len] or [self.vocab.unk_id] for t in texts]
 
-    def rows(self, texts: list, cache: str | Path | None = None, log=None) -> RowStore:
+    def rows(self, texts: list | TableRows, cache: str | Path | None = None, log=None) -> RowStore:
         """The texts tokenized into one flat id array + offsets (`RowStore`): files in `cache` (reused when
         the texts, tokenizer and vocabulary are the same), or in memory."""
         key = {"tokenizer": self.tokenizer.to_json(), "vocab": self.vocab.to_json(),
                "max_len": self.data.get("max_len") or 0}
         key["vocab"] = texts_digest([json.dumps(key["vocab"], sort_keys=True)])
-        return RowStore.build(texts, self._ids, len(self.vocab), key, Path(cache) if cache else None, log=log)
+        cache = Path(cache) if cache else None
+        if isinstance(texts, TableRows):  # a large table, read again chunk by chunk
+            return RowStore.build_from(texts.id_chunks(self._ids), len(self.vocab), {**key, **texts.key}, cache,
+                                       log=log)
+        return RowStore.build(texts, self._ids, len(self.vocab), key, cache, log=log)
 
     def batches(self, texts: list, labels: list | None = None, batch_size: int = 256, rows: RowStore | None = None,
                 **kw) -> BucketBatcher:
-        if labels is None:
-            targets = None
+        if labels is None or isinstance(labels, torch.Tensor):  # None, or the class ids already
+            targets = labels
         elif self.labels is None:  # regression: float targets (n,), standardised
             targets = torch.tensor(regression.standardise(np.asarray(labels, float), self.data["target"]),
                                    dtype=torch.float32)
