@@ -20,17 +20,15 @@ import torch
 from seqlab.cli import main
 from seqlab.data.readers import read_lines, read_table, read_text
 from seqlab.errors import UserError
-from seqlab.train import checkpoint as ck
 from seqlab.train.checkpoint import (
     NonFiniteWeights,
     load_state_tensors,
     load_weights,
     read_config,
     read_json,
-    recover,
-    resolve_checkpoint,
     save_checkpoint,
 )
+from seqlab.train.run_dir import open_checkpoint, recover, resolve_checkpoint
 
 TRAIN_FLAGS = ["--epochs", "1", "--hidden", "8", "--embed", "8", "--batch", "8", "--device", "cpu"]
 
@@ -249,7 +247,7 @@ def test_reader_functions_raise_user_errors(run):
     with pytest.raises(UserError, match="config.json is damaged"):
         read_config(best, "classify")
     with pytest.raises(UserError, match="config.json is damaged"):
-        ck.open_checkpoint(run / "best", "classify")
+        open_checkpoint(run / "best", "classify")
     (last / "state.safetensors").write_bytes(b"\0" * 3)
     with pytest.raises(UserError, match="state.safetensors is damaged"):
         load_state_tensors(last)

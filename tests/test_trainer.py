@@ -10,7 +10,8 @@ from seqlab.data import BucketBatcher
 from seqlab.errors import UserError
 from seqlab.models import ClassifierConfig, EncoderConfig, TextClassifier
 from seqlab.train import TrainConfig, Trainer
-from seqlab.train.checkpoint import load_weights, resolve_checkpoint, save_checkpoint
+from seqlab.train.checkpoint import load_weights, save_checkpoint
+from seqlab.train.run_dir import resolve_checkpoint
 from seqlab.train.trainer import lr_factor
 
 

@@ -32,7 +32,8 @@ from seqlab.errors import UserError
 from seqlab.export.graphs import GraphSpec, onnx_friendly, sample_inputs, specs
 from seqlab.export.runtime import SUFFIXES, Graphs
 from seqlab.pipelines.base import write_bytes_atomic
-from seqlab.train.checkpoint import load_weights, read_json, resolve_checkpoint
+from seqlab.train.checkpoint import load_weights, read_json
+from seqlab.train.run_dir import resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4

@@ -25,7 +25,8 @@ from seqlab.models.forecaster import ForecasterConfig, ForecastOutput
 from seqlab.models.language_model import LMConfig
 from seqlab.models.seq2seq import DecoderState, Memory, Seq2SeqConfig
 from seqlab.models.tagger import TaggerConfig
-from seqlab.train.checkpoint import load_weights, open_checkpoint
+from seqlab.train.checkpoint import load_weights
+from seqlab.train.run_dir import open_checkpoint
 from seqlab.train.trainer import pick_device
 
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript"}

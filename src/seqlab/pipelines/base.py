@@ -26,8 +26,9 @@ import torch
 
 from seqlab.errors import UserError
 from seqlab.pipelines.config import Config
-from seqlab.train.checkpoint import recover, remove_if_no_checkpoint, save_checkpoint
+from seqlab.train.checkpoint import save_checkpoint
 from seqlab.train.lock import RunLock
+from seqlab.train.run_dir import recover, remove_if_no_checkpoint
 from seqlab.train.trainer import Trainer
 
 logger = logging.getLogger("seqlab")

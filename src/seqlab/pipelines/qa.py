@@ -55,7 +55,8 @@ from seqlab.pipelines.seq2seq import (
     load_parts,
     train_seq2seq,
 )
-from seqlab.train.checkpoint import load_weights, open_checkpoint, save_checkpoint, task_meta
+from seqlab.train.checkpoint import load_weights, save_checkpoint, task_meta
+from seqlab.train.run_dir import open_checkpoint
 from seqlab.train.trainer import TrainConfig, pick_device
 
 MODES = ("seq2seq", "classify")

@@ -21,7 +21,8 @@ def register_task(cls):
 def task_of(path: str | Path) -> str:
     """The task a checkpoint directory or exported file belongs to (from its config.json)."""
     from seqlab.export import runtime
-    from seqlab.train.checkpoint import read_json, resolve_checkpoint
+    from seqlab.train.checkpoint import read_json
+    from seqlab.train.run_dir import resolve_checkpoint
 
     if runtime.is_exported(path):
         cfg = runtime.Graphs(path).meta["config.json"]

@@ -36,10 +36,10 @@ import torch
 from tqdm.auto import tqdm
 
 from seqlab.errors import UserError
-from seqlab.train.checkpoint import recover, remove_if_no_checkpoint
 from seqlab.train.distributed import setup
 from seqlab.train.lock import RunLock
 from seqlab.train.resume import ResumeMixin
+from seqlab.train.run_dir import recover, remove_if_no_checkpoint
 from seqlab.train.settings import (  # noqa: F401  (TrainConfig, AMP, SCHEDULES, ...: the Trainer's settings)
     AMP,
     SCHEDULES,
@@ -137,7 +137,7 @@ class Trainer(ResumeMixin, ValidationMixin):
         """Train over `batches` (an iterable of Batch with set_epoch and len) for cfg.epochs.
 
         A run directory is locked for the training's life (one writer per run); a save that a kill
-        interrupted is repaired first (`checkpoint.recover`)."""
+        interrupted is repaired first (`run_dir.recover`)."""
         if self.out is None or not self.dist.main:
             return self._fit(batches, resume)
         since = None if not self.out.exists() else time.time()  # None: this call makes the directory

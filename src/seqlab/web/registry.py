@@ -18,7 +18,8 @@ from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 from seqlab.errors import UserError
-from seqlab.train.checkpoint import CONFIG, resolve_checkpoint
+from seqlab.train.checkpoint import CONFIG
+from seqlab.train.run_dir import resolve_checkpoint
 
 MAX_DEPTH = 4
 CACHE = 4  # loaded models kept in memory
