@@ -17,3 +17,11 @@ def shared_data() -> Path:
         pytest.skip(f"real datasets not found at {SHARED} "
                     "(set SEQLAB_SHARED_DATA or place ../shared beside the project)")
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _network_alone_unless_asked(request, monkeypatch):
+    """Forecasters in tests forecast with the network alone (the default combination with ETS, ARIMA and
+    Theta refits classical models at every origin: seconds per fit); tests marked `combine` keep it."""
+    if "combine" not in request.keywords:
+        monkeypatch.setattr("seqlab.forecast.combine.COMBINE_BELOW", 0)

@@ -244,3 +244,39 @@ def test_vocal_tract_length_perturbation_trains_from_power_spectra(tones):
     assert cmn.results["test_accuracy"] == 1.0 and max(abs(m) for m in cmn.data["stats"]["mean"]) < 1e-6
     x = cmn.frames([sorted(tones.glob("ab_*.wav"))[0]])[0]  # each recording less its own mean, over the training std
     assert float(x.mean(0).abs().max()) < 1e-5 and float(x.std(0).mean()) != pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_default_decoding_is_chosen_from_the_training_words():
+    from seqlab.pipelines.speech import decoding_default
+
+    digits = ["seven", "one two", "two seven one"] * 3
+    assert decoding_default(digits, "auto", "ctc", "char")[0] == {"beam": 8, "lexicon": "train"}
+    open_vocab = digits + ["a word said once"]
+    assert decoding_default(open_vocab, "auto", "ctc", "char")[0] == {"beam": 1, "lexicon": None}
+    assert decoding_default(open_vocab, "train", "ctc", "char")[0] == {"beam": 8, "lexicon": "train"}
+    assert decoding_default(digits, "none", "ctc", "char")[0] == {"beam": 1, "lexicon": None}
+    many = [f"w{i}" for i in range(1001)] * 3  # more than CLOSED_WORDS distinct words: open
+    assert decoding_default(many, "auto", "ctc", "char")[0]["lexicon"] is None
+    assert decoding_default(digits, "auto", "classify", "char")[0]["beam"] == 1
+    assert decoding_default(digits, "auto", "ctc", "word")[0]["beam"] == 1  # word units are the words already
+
+
+def test_a_run_decodes_with_its_recorded_default_unless_told_otherwise(trained, tones, monkeypatch):
+    assert trained.data["decoding"] == {"beam": 8, "lexicon": "train"}  # ab, ba, ca: 10 times each
+    assert trained.decoding_name() == "beam 8, lexicon train"
+    assert trained.decoding_name(1, False) == "greedy" and trained.decoding_name(4, "none") == "beam 4"
+    seen = []
+    from seqlab.decode import ctc as ctc_decode
+
+    real = ctc_decode.beam_search
+    monkeypatch.setattr(ctc_decode, "beam_search", lambda o, b, p, lex: seen.append((b, lex)) or real(o, b, p, lex))
+    clip = sorted(tones.glob("ab_*_0.wav"))[0]
+    assert trained.predict(clip) == "ab" and seen[-1][0] == 8 and seen[-1][1] is not None
+    n = len(seen)
+    assert trained.predict(clip, beam=1, lexicon=False) == "ab" and len(seen) == n  # greedy: no beam search
+    old = dict(trained.data)
+    old.pop("decoding")  # a checkpoint from before the choice was recorded decodes greedily
+    monkeypatch.setattr(trained, "data", old)
+    assert trained.decoding == {"beam": 1, "lexicon": None} and trained.predict(clip) == "ab" and len(seen) == n
+    r = trained.results
+    assert {"test_accuracy", "test_greedy_accuracy", "test_beam_accuracy"} <= set(r)

@@ -196,6 +196,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train this many independently initialised networks together and forecast with their "
                         "mixture (a deep ensemble; steadier on short series) (default: 5 below 2,000 training "
                         "steps, else 1)")
+    g.add_argument("--combine", default=None,
+                   help="average the network's forecast with classical models refitted on the same history: some "
+                        "of ets,arima,theta, or none (default: all three below 2,000 training steps, else none)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the output layer "
                                                                   "(default: %(default)s)")
     g.add_argument("--intervals", choices=INTERVALS, default="conformal",

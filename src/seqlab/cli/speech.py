@@ -16,6 +16,7 @@ from seqlab.errors import UserError
 from seqlab.models.classifier import POOLINGS
 from seqlab.models.ctc import FRONTENDS
 from seqlab.pipelines.speech import HEADS, Recognizer, SpeechConfig
+from seqlab.pipelines.speech_config import LEXICONS
 
 
 def _figures(r: dict, name: str) -> str:
@@ -34,17 +35,21 @@ def cmd_train(a: argparse.Namespace) -> int:
     if "test_n" in r:
         which = " and ".join(x for x in (a.test_where and f"where {a.test_where}", a.test_speaker and
                                          f"speaker {a.test_speaker}", a.test and str(a.test)) if x)
-        how = "greedy " if pipe.head == "ctc" else ""
+        how = f"{pipe.decoding_name()}: " if pipe.head == "ctc" else ""
         print(f"test ({which}, {r['test_n']} recordings): {how}{_figures(r, 'test')}")
-        if "test_beam_wer" in r:
-            print(f"test beam 8: {_figures(r, 'test_beam')}")
+        for tag, name in (("test_greedy", "greedy"), ("test_beam", "beam 8, no lexicon")):
+            if f"{tag}_wer" in r and name != pipe.decoding_name():
+                print(f"test {name}: {_figures(r, tag)}")
     print(run.summary())
     return 0
 
 
 def _lexicon(a: argparse.Namespace):
-    if not a.lexicon:
+    """None: the run's default; False: none; True: the training words; or the words of a file."""
+    if a.lexicon is None:
         return None
+    if a.lexicon == "none":
+        return False
     if a.lexicon == "train":
         return True
     from seqlab.data import read_lines
@@ -56,8 +61,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     pipe = Recognizer.load(a.model, a.device)
     with common.Heartbeat(f"evaluating {a.model} on {a.data}"):
         m = pipe.evaluate(a.data, a.beam, _lexicon(a), a.where, a.speaker, a.label_from_name)
-    how = "greedy" if a.beam <= 1 and not a.lexicon else f"beam {a.beam}" + (f", lexicon {a.lexicon}" if a.lexicon
-                                                                              else "")
+    how = pipe.decoding_name(a.beam, a.lexicon)
     if a.json:
         print(json.dumps({"data": str(a.data), "decoding": how, **m}))
     else:
@@ -197,6 +201,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CTC: stack --stride frames into one, a strided convolution, or none")
     m.add_argument("--stride", type=int, default=3, help="CTC: frames per encoder step")
     m.add_argument("--pooling", choices=POOLINGS, default="mean", help="classify: how frames become one vector")
+    m.add_argument("--lexicon", choices=LEXICONS, default="auto", help="the run's default decoding: auto = beam 8 "
+                   "within the training words when they are a closed vocabulary (at most 1000 words, each said 3 "
+                   "times or more), else greedy; train = always within them; none = greedy (default: %(default)s)")
     aug = t.add_argument_group("SpecAugment (training only)")
     aug.add_argument("--time-masks", type=int, default=2, help="frame stretches masked per recording")
     aug.add_argument("--time-mask-width", type=int, default=8, help="the longest masked stretch (frames)")
@@ -257,6 +264,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _decoding_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--beam", type=int, default=1, help="CTC prefix beam width; 1 = greedy (default: %(default)s)")
+    p.add_argument("--beam", type=int, default=None, help="CTC prefix beam width; 1 = greedy (default: the run's "
+                   "choice, printed at training: beam 8 with the training words for a closed vocabulary, else greedy)")
     p.add_argument("--lexicon", default=None,
-                   help="spell only these words: 'train' (the training transcripts' words) or a file of words")
+                   help="spell only these words: 'train' (the training transcripts' words), a file of words, or "
+                        "'none' (default: the run's choice)")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlab.errors import UserError
+from seqlab.forecast.combine import MAX_CALIBRATION_ORIGINS
 from seqlab.pipelines.base import write_text_atomic
 
 MAX_SCORES = 4000  # scores kept per target in a checkpoint (evenly spaced order statistics beyond that)
@@ -181,7 +182,7 @@ def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.
     block = max(H, round(0.1 * test_start))
     pinned = {"test": block, "test_start": None, "lookback": L, "season": d["season"], "log_scale": d["log_scale"],
               "window_norm": d["window_norm"], "calendar": d["calendar"], "ensemble": d["ensemble"],
-              "intervals": "gaussian", "save_every": 0}
+              "intervals": "gaussian", "save_every": 0, "combine": ",".join(d.get("combine") or ()) or "none"}
     target = pipe.scaler.transform(s.values)
     out = []
     for k in range(1, folds + 1):
@@ -191,6 +192,8 @@ def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.
         except UserError:  # too short for one more fold
             break
         origins = np.arange(max(L, cut - H + 1), cut + block)
+        if d.get("combine"):  # the classical models refit at every origin: a spread-out subset of them
+            origins = origins[np.unique(np.linspace(0, len(origins) - 1, MAX_CALIBRATION_ORIGINS).round().astype(int))]
         z = pipe.scaler.transform(fold.forecast(s, origins).mean)
         out.append(calibration_residuals(z, target, origins, cut, cut + block))
     return (np.concatenate(out) if out else None), len(out), block

@@ -39,6 +39,7 @@ from seqlab.data.timeseries import (
 from seqlab.data.windows import WindowBatcher, gather, window_origins
 from seqlab.errors import UserError
 from seqlab.export import runtime
+from seqlab.forecast import combine
 from seqlab.forecast.auto import choose
 from seqlab.forecast.backtest import Forecasts
 from seqlab.forecast.conformal import ConformalTable, calibrate, central, parse_quantiles, quantile_name, quantiles_of
@@ -129,6 +130,8 @@ class Forecaster(BacktestMixin, Pipeline):
             auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback)})")
         if m.window_norm is None and auto.window_norm == "season" and lookback < s.season:
             auto.window_norm = "last"
+        methods, why = combine.choose(m.combine, before_test)
+        auto.reasons.append(why)
         if auto.reasons:
             log(auto.line() + " (set any of them to choose)")
         window_norm, ensemble = auto.window_norm, auto.ensemble
@@ -140,7 +143,7 @@ class Forecaster(BacktestMixin, Pipeline):
                  lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
         d.update(log_scale=auto.log_scale, window_norm=window_norm, ensemble=ensemble,  # what was chosen
-                 intervals=m.intervals)
+                 intervals=m.intervals, combine=list(methods))
         if window_norm == "season" and not 1 < s.season <= lookback:
             raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
                             "--season) and a --lookback of at least one season")
@@ -219,7 +222,8 @@ class Forecaster(BacktestMixin, Pipeline):
 
     @torch.no_grad()
     def raw(self, s: TimeSeries, origins: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
-        """The model's mean and Gaussian scale (origins, horizon, targets) in its scaled units (None: no head)."""
+        """The model's mean and Gaussian scale (origins, horizon, targets) in its scaled units (None: no head);
+        with data["combine"], the mean is averaged with those classical models' forecasts."""
         self.model.eval()
         device = next(self.model.parameters()).device
         x, future = self.inputs(s, np.asarray(origins, dtype=np.int64))
@@ -229,7 +233,13 @@ class Forecaster(BacktestMixin, Pipeline):
             means.append(out.mean.double().cpu())
             if out.scale is not None:
                 scales.append(out.scale.double().cpu())
-        return torch.cat(means).numpy(), torch.cat(scales).numpy() if scales else None
+        mean = torch.cat(means).numpy()
+        methods = tuple(self.data.get("combine") or ())
+        if methods:  # averaged with classical fits on the steps before each origin (seqlab.forecast.combine)
+            other = combine.classical(s.values, np.asarray(origins), self.horizon, self.data["season"],
+                                      self.scaler.log, methods)
+            mean = (mean + self.scaler.transform(other).sum(0)) / (1 + len(methods))
+        return mean, torch.cat(scales).numpy() if scales else None
 
     def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024,
                  quantiles=()) -> Forecasts:

@@ -16,6 +16,7 @@ settings, the normalisation statistics, the units and the model.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,26 @@ from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
 
 __all__ = ["HEADS", "Recognizer", "SpeechConfig"]
+
+
+CLOSED_WORDS, CLOSED_MIN_COUNT = 1000, 3  # a vocabulary this small, each word this often: decode within it
+
+
+def decoding_default(texts: list[str], lexicon: str, head: str, units: str) -> tuple[dict, str]:
+    """The run's default decoding ({"beam", "lexicon"}) and why, from the training transcripts: with
+    lexicon 'auto', prefix beam search (8) restricted to the training words when those form a closed
+    vocabulary (at most CLOSED_WORDS distinct words, each heard CLOSED_MIN_COUNT times or more: digits,
+    commands), where a misspelling ('fivt') can only be a word that was never said; otherwise greedy."""
+    if head != "ctc" or units != "char":
+        return {"beam": 1, "lexicon": None}, "greedy"
+    counts = Counter(w for t in texts for w in t.split())
+    closed = len(counts) <= CLOSED_WORDS and min(counts.values(), default=0) >= CLOSED_MIN_COUNT
+    if lexicon == "train" or (lexicon == "auto" and closed):
+        why = (f"a closed vocabulary: {len(counts)} words, each said {min(counts.values())} times or more"
+               if closed else "lexicon train")
+        return {"beam": 8, "lexicon": "train"}, f"beam 8 within the training words ({why})"
+    why = "lexicon none" if lexicon == "none" else f"an open vocabulary: {len(counts)} words, some rare"
+    return {"beam": 1, "lexicon": None}, f"greedy ({why})"
 
 
 def _build_model(m: SpeechModel, feat_dim: int, n_labels: int) -> torch.nn.Module:
@@ -113,6 +134,8 @@ class Recognizer(Pipeline):
         else:
             units = [BLANK] + sorted({c for t in texts for c in (t if dc.units == "char" else t.split())})
         data["words"] = sorted({w for t in texts for w in t.split()})
+        data["decoding"], how = decoding_default(texts, dc.lexicon, m.head, dc.units)
+        log(f"default decoding: {how} (eval and predict take --beam / --lexicon to choose)")
         pipe = cls(units, torch.nn.Identity(), data, cfg)
         log(f"reading and computing {spec.kind} features ({spec.dim} per {spec.hop_ms:g} ms frame at "
             f"{spec.sample_rate} Hz) of {len(items) + len(dev_items)} recordings")
@@ -158,7 +181,7 @@ class Recognizer(Pipeline):
 
         def eval_fn(model):
             outs = pipe.outputs(dev_x)
-            r = speech_metrics(dev_texts, pipe._decode(dev_x, outs=outs))
+            r = speech_metrics(dev_texts, pipe._decode(dev_x, 1, False, outs))  # greedy: the acoustic model's own
             return {k: r[k] for k in ("wer", "cer", "accuracy")} | {"loss": pipe.loss(outs, dev_targets)}
 
         n_params = sum(p.numel() for p in model.parameters())
@@ -171,10 +194,9 @@ class Recognizer(Pipeline):
         extra = {}
         for i, (t_items, t_raw) in enumerate(tests):
             name = "test" if i == 0 else f"test{i + 1}"
-            for beam, tag in ((1, ""), (8, "_beam")):
-                if beam > 1 and m.head == "classify":
-                    continue
-                r = pipe.evaluate((t_items, t_raw), beam=beam)
+            ways = [(None, None, "")] + ([(1, False, "_greedy"), (8, False, "_beam")] if m.head == "ctc" else [])
+            for beam, lexicon, tag in ways:  # the run's default decoding, greedy, beam 8 without a lexicon
+                r = pipe.evaluate((t_items, t_raw), beam=beam, lexicon=lexicon)
                 extra |= {f"{name}{tag}_{k}": r[k] for k in ("accuracy", "wer", "cer")}
             extra[f"{name}_n"] = len(t_items)
         finish(pipe, st, eval_fn(pipe.model), out, extra=extra)
@@ -213,16 +235,35 @@ class Recognizer(Pipeline):
                 n += len(t)
         return total / max(n, 1)
 
-    def _decode(self, x: list[torch.Tensor], beam: int = 1, lexicon=None, outs=None) -> list[str]:
+    def _decode(self, x: list[torch.Tensor], beam: int | None = None, lexicon=None, outs=None) -> list[str]:
         return [r["text"] for r in self._transcripts(x, beam, lexicon, outs)]
 
+    @property
+    def decoding(self) -> dict:
+        """The run's default decoding, {"beam", "lexicon"} (greedy for checkpoints from before it was chosen)."""
+        return self.data.get("decoding") or {"beam": 1, "lexicon": None}
+
+    def decoding_name(self, beam: int | None = None, lexicon=None) -> str:
+        """How `beam` / `lexicon` (None: the run's default) decode: 'greedy', 'beam 8, lexicon train', ..."""
+        beam = self.decoding["beam"] if beam is None else beam
+        lexicon = self.decoding["lexicon"] if lexicon is None else lexicon
+        lex = lexicon not in (None, False, "none") and self.head == "ctc" and self.data["units"] == "char"
+        if beam <= 1 and not lex:
+            return "greedy"
+        name = "train" if lexicon is True or lexicon == "train" else lexicon if isinstance(lexicon, str) else "given"
+        return f"beam {max(beam, 8) if lex and beam <= 1 else beam}" + (f", lexicon {name}" if lex else "")
+
     def _lexicon(self, lexicon):
-        if lexicon is None or self.head == "classify" or self.data["units"] != "char":
+        """lexicon: None (the run's default), False or 'none' (no lexicon), True or 'train', or a word list."""
+        lexicon = self.decoding["lexicon"] if lexicon is None else lexicon
+        if lexicon in (False, "none") or lexicon is None or self.head == "classify" or self.data["units"] != "char":
             return None
         words = self.data["words"] if lexicon is True or lexicon == "train" else list(lexicon)
         return ctc_decode.Lexicon(words, self.units)
 
-    def _transcripts(self, x: list[torch.Tensor], beam: int = 1, lexicon=None, outs=None) -> list[dict]:
+    def _transcripts(self, x: list[torch.Tensor], beam: int | None = None, lexicon=None, outs=None) -> list[dict]:
+        """beam None: the run's default (with its lexicon); beam 1 and lexicon False: greedy."""
+        beam = self.decoding["beam"] if beam is None else beam
         outs, lex = outs if outs is not None else self.outputs(x), self._lexicon(lexicon)
         frame_s = self.spec.hop / self.spec.sample_rate
         res = []
@@ -296,22 +337,23 @@ class Recognizer(Pipeline):
                 "labels": ids, "spans": spans, "units": self.units, "frame_s": frame_s, "step_s": frame_s * step,
                 "text": said["text"], "words": said["words"], "directions": self.model.cfg.encoder.directions}
 
-    def transcribe(self, audio_in, beam: int = 1, lexicon=None) -> list[dict]:
+    def transcribe(self, audio_in, beam: int | None = None, lexicon=None) -> list[dict]:
         """{"text", "words": [{"word", "confidence", "start", "end" (seconds)}]} per recording of `audio_in`: a
-        file, a folder, a list of paths or (wave, rate) pairs. beam > 1: prefix beam search; lexicon: a word
-        list (or True: the training words) that character decoding must spell."""
+        file, a folder, a list of paths or (wave, rate) pairs. beam None and lexicon None: the run's default
+        decoding (`decoding`); beam > 1: prefix beam search, 1: greedy; lexicon: a word list (or True: the
+        training words) that character decoding must spell, False: none."""
         if isinstance(audio_in, (str, Path)):
             audio_in = [u.path for u in list_utterances(audio_in, None, need_text=False)]
         return self._transcripts(self.frames(list(audio_in)), beam, lexicon)
 
-    def predict(self, audio_in, beam: int = 1, lexicon=None):
+    def predict(self, audio_in, beam: int | None = None, lexicon=None):
         """The transcript of each recording (one file path gives one string)."""
         single = isinstance(audio_in, (str, Path)) and Path(audio_in).suffix.lower() in AUDIO_SUFFIXES
         out = [r["text"] for r in self.transcribe(audio_in, beam, lexicon)]
         return out[0] if single else out
 
-    def evaluate(self, data, beam: int = 1, lexicon=None, where: str | None = None, speaker: str | None = None,
-                 label_from_name: str | None = None) -> dict:
+    def evaluate(self, data, beam: int | None = None, lexicon=None, where: str | None = None,
+                 speaker: str | None = None, label_from_name: str | None = None) -> dict:
         """Accuracy (exact transcripts), WER, CER and n on `data` (as `fit`'s train), optionally only the
         recordings matching `where` / `speaker`; a folder's names are read with the training pattern."""
         d = dict(self.data) | ({"label_from_name": label_from_name} if label_from_name else {})

@@ -21,6 +21,7 @@ from seqlab.pipelines.sections import EncoderSettings, TrainSettings
 from seqlab.train.trainer import SCHEDULES
 
 HEADS = ("ctc", "classify")
+LEXICONS = ("auto", "train", "none")  # auto: beam 8 within the training words when they are a closed vocabulary
 BLANK = "<blank>"
 
 
@@ -56,6 +57,7 @@ class SpeechData(Config):
     hop_ms: float = num(10.0, 1.0, 100.0)
     trim_db: float = num(0.0, 0.0, 120.0)  # > 0: cut leading/trailing audio this far below the loudest 25 ms
     normalize: str = choice("global", audio.NORMALIZE)
+    lexicon: str = choice("auto", LEXICONS)  # the run's default decoding (see speech.decoding_default)
     feature_cache: str | None = None  # None: $SEQLAB_CACHE or ~/.cache/seqlab/speech; 'none': memory only
 
 

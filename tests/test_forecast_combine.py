@@ -1,0 +1,57 @@
+"""The forecaster's default combination with classical models (seqlab.forecast.combine)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqlab.errors import UserError
+from seqlab.forecast import combine
+from seqlab.forecast.backtest import baseline_forecasts
+from seqlab.pipelines import Forecaster
+
+pytest.importorskip("statsmodels")
+T = np.arange(96)
+Y = pd.Series((100 + 1.5 * T) * (1 + 0.2 * np.sin(2 * np.pi * T / 12)) + np.random.default_rng(0).normal(0, 2, 96),
+              index=pd.date_range("2000-01", periods=96, freq="MS"))
+TINY = dict(horizon=6, hidden=8, epochs=2, threads=1, save_every=0, calibration_folds=1)
+
+
+@pytest.mark.combine
+def test_the_setting_parses_and_the_data_decides_when_none_is_given():
+    assert combine.parse(None) is None and combine.parse("auto") is None
+    assert combine.parse("none") == () and combine.parse("ets, theta") == ("ets", "theta")
+    with pytest.raises(UserError, match="unknown method 'prophet'"):
+        combine.parse("ets,prophet")
+    assert combine.choose("arima", 10**6)[0] == ("arima",)  # a given setting wins at any length
+    assert combine.choose("none", 50) == ((), "the network alone")
+    assert combine.choose(None, 100)[0] == combine.CLASSICAL
+    methods, why = combine.choose(None, combine.COMBINE_BELOW)
+    assert methods == () and str(combine.COMBINE_BELOW) in why
+
+
+@pytest.mark.combine
+def test_a_short_series_is_combined_by_default_and_says_so():
+    lines = []
+    fc = Forecaster.fit(Y, log=lines.append, **TINY)
+    assert fc.data["combine"] == ["ets", "arima", "theta"]
+    assert any("combined with ETS, ARIMA and Theta (77 training steps)" in x for x in lines), lines
+    alone = Forecaster.fit(Y, combine="none", log=lambda s: None, **TINY)
+    assert alone.data["combine"] == []
+
+
+def test_the_combined_forecast_is_the_average_in_the_scaled_units(tmp_path):
+    fc = Forecaster.fit(Y, combine="theta", log=lambda s: None, **TINY)
+    s, _ = fc.series_for(None)
+    origins = np.array([80, 84, 90])
+    both = fc.raw(s, origins)[0]
+    fc.data["combine"] = []
+    net = fc.raw(s, origins)[0]
+    theta = baseline_forecasts("theta", s.values, origins, 6, fc.data["season"], fc.scaler.log).mean
+    np.testing.assert_allclose(both, (net + fc.scaler.transform(theta)) / 2, rtol=1e-9, atol=1e-9)
+    assert np.abs(both - net).max() > 1e-3  # the two differ: the average is not the network's forecast
+    fc.data["combine"] = ["theta"]
+    fc.save(tmp_path / "m")
+    again = Forecaster.load(tmp_path / "m")
+    assert again.data["combine"] == ["theta"]
+    pd.testing.assert_frame_equal(again.predict(), fc.predict())
+    assert fc.conformal is not None and "refit" in fc.conformal.source  # calibrated on combined refits
