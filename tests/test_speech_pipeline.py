@@ -36,7 +36,8 @@ def tones(tmp_path_factory):
     return folder
 
 
-FAST = dict(epochs=25, hidden=24, layers=1, batch=8, patience=0, lr=1e-2, normalize="global", feature_cache="none")
+FAST = dict(epochs=25, hidden=24, layers=1, batch=8, patience=0, lr=1e-2, normalize="global", feature_cache="none",
+            feats="logmel", speed_perturb="", vtlp=0.0)  # the defaults (MFCC, cmn, perturbations): see below
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_cli_train_eval_predict(tones, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     args = ["speech", "train", "--data", str(manifest), "--out", str(out), "--epochs", "25", "--hidden", "24",
             "--layers", "1", "--batch", "8", "--patience", "0", "--lr", "0.01", "--normalize", "global",
-            "--unidirectional", "--threads", "1"]
+            "--trim-db", "0", "--unidirectional", "--threads", "1"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "best dev accuracy" in printed and (out / "best").is_dir() and (out / "results.json").is_file()
@@ -116,7 +117,7 @@ def test_cli_train_eval_predict(tones, tmp_path, capsys, monkeypatch):
     sf.write(long, np.concatenate([sf.read(p)[0] for p in sorted(tones.glob("*_1.wav"))]), RATE)
     assert main(["speech", "predict", "--model", str(out), str(long), "--stream", "--chunk-s", "0.05"]) == 0
     *partial, last = capsys.readouterr().out.strip().split("\n")
-    assert main(["speech", "predict", "--model", str(out), str(long)]) == 0
+    assert main(["speech", "predict", "--model", str(out), str(long), "--beam", "1", "--lexicon", "none"]) == 0
     assert last == capsys.readouterr().out.strip() and len(partial) >= 1 and partial[-1].split()[0].endswith("s")
 
 
@@ -124,11 +125,11 @@ def test_streaming_equals_reading_the_whole_file_and_needs_a_unidirectional_mode
     from seqlab.pipelines import Recognizer
 
     uni = Recognizer.fit(tones, label_from_name="{label}_{speaker}_{index}", bidirectional=False, log=lambda s: None,
-                         **(FAST | {"epochs": 3}))
+                         **(FAST | {"epochs": 3, "trim_db": 0.0}))
     clip = sorted(tones.glob("ca_*.wav"))[0]
     *parts, final = uni.stream(clip, 0.03)
     assert len(parts) > 3 and parts[-1]["end"] == pytest.approx(len(sf.read(clip)[0]) / RATE, abs=0.011)
-    whole = uni.transcribe(clip)[0]
+    whole = uni.transcribe(clip, beam=1, lexicon=False)[0]  # a stream decodes greedily
     assert final["text"] == whole["text"] and len(final["words"]) == len(whole["words"])
     for a, b in zip(final["words"], whole["words"]):
         assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-5) and (a["start"], a["end"]) == (
@@ -280,3 +281,16 @@ def test_a_run_decodes_with_its_recorded_default_unless_told_otherwise(trained, 
     assert trained.decoding == {"beam": 1, "lexicon": None} and trained.predict(clip) == "ab" and len(seen) == n
     r = trained.results
     assert {"test_accuracy", "test_greedy_accuracy", "test_beam_accuracy"} <= set(r)
+
+
+def test_the_defaults_are_the_speaker_independent_settings(tones):
+    from seqlab.pipelines import Recognizer
+
+    lines = []
+    rec = Recognizer.fit(tones, label_from_name="{label}_{speaker}_{index}", test_where="index<2", epochs=1,
+                         hidden=8, layers=1, feature_cache="none", log=lines.append)
+    assert rec.spec.kind == "mfcc" and rec.spec.dim == 13 and rec.spec.trim_db == 40
+    assert rec.data["normalize"] == "cmn" and len(rec.data["stats"]["std"]) == 13
+    assert rec.config.train.speeds() == [0.9, 1.1] and rec.config.train.vtlp == 0.1
+    assert any("speed 0.9" in x for x in lines) and any("vocal-tract-length" in x for x in lines)
+    assert rec.data["decoding"] == {"beam": 8, "lexicon": "train"}

@@ -44,7 +44,9 @@ def test_the_exported_acoustic_model_equals_torch_and_transcribes_the_same(run, 
     assert float((got - want).abs()[valid].max()) < 1e-4
     exported = Recognizer.load(tmp_path / f"asr{suffix}")
     assert exported.predict(clips) == rec.predict(clips) == [p.name.split("_")[0] for p in clips]
-    assert exported.transcribe(clips[0], beam=4) == rec.transcribe(clips[0], beam=4)
+    (a,), (b,) = exported.transcribe(clips[0], beam=4), rec.transcribe(clips[0], beam=4)
+    assert a["text"] == b["text"] and [w["word"] for w in a["words"]] == [w["word"] for w in b["words"]]
+    assert [w["confidence"] for w in a["words"]] == pytest.approx([w["confidence"] for w in b["words"]], abs=1e-5)
     with pytest.raises(Exception, match="checkpoint directory"):
         exported.inspect(clips[0])
 

@@ -176,14 +176,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = t.add_argument_group("features")
     f.add_argument("--sample-rate", type=int, default=None, help="resample every recording to this rate "
                    "(default: the first training file's)")
-    f.add_argument("--feats", choices=audio.KINDS, default="logmel", help="log-mel energies or MFCCs")
+    f.add_argument("--feats", choices=audio.KINDS, default="mfcc",
+                   help="MFCCs or log-mel energies (default: %(default)s)")
     f.add_argument("--n-mels", type=int, default=40, help="mel channels")
     f.add_argument("--n-mfcc", type=int, default=13, help="cepstra kept with --feats mfcc")
     f.add_argument("--win-ms", type=float, default=25.0, help="analysis window (ms)")
     f.add_argument("--hop-ms", type=float, default=10.0, help="frame step (ms)")
-    f.add_argument("--trim-db", type=float, default=0.0, help="cut leading and trailing audio more than this many "
+    f.add_argument("--trim-db", type=float, default=40.0, help="cut leading and trailing audio more than this many "
                    "dB below the loudest 25 ms (0: keep all; default: %(default)s)")
-    f.add_argument("--normalize", choices=audio.NORMALIZE, default="global",
+    f.add_argument("--normalize", choices=audio.NORMALIZE, default="cmn",
                    help="feature standardisation: with the training statistics, per recording, each recording "
                         "less its own mean (cmn), or none (default: %(default)s)")
     f.add_argument("--feature-cache", default=None,
@@ -209,9 +210,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     aug.add_argument("--time-mask-width", type=int, default=8, help="the longest masked stretch (frames)")
     aug.add_argument("--freq-masks", type=int, default=2, help="mel bands masked per recording")
     aug.add_argument("--freq-mask-width", type=int, default=6, help="the widest masked band (channels)")
-    aug.add_argument("--speed-perturb", default="", help="also train on every clip played at these speeds, "
+    aug.add_argument("--speed-perturb", default="0.9,1.1", help="also train on every clip played at these speeds, "
                      "e.g. 0.9,1.1 (three times the data per epoch; '' for none; default: %(default)r)")
-    aug.add_argument("--vtlp", type=float, default=0.0, help="vocal-tract-length perturbation: warp each clip's mel "
+    aug.add_argument("--vtlp", type=float, default=0.1, help="vocal-tract-length perturbation: warp each clip's mel "
                      "filterbank by a random factor in 1 +- VTLP every step (0: off; default: %(default)s)")
     common.add_train_args(t, epochs=30, batch=32, schedule="cosine")
     common.apply_config_defaults(t, SpeechConfig)

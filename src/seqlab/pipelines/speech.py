@@ -292,9 +292,9 @@ class Recognizer(Pipeline):
         if self.head != "ctc" or cfg.encoder.bidirectional or cfg.frontend == "conv":
             raise UserError("streaming needs a unidirectional CTC model without the conv front-end (train it with "
                             "--unidirectional); a bidirectional one reads each recording backwards too")
-        if self.data["normalize"] in ("utterance", "cmn"):
-            raise UserError("streaming needs a model trained with --normalize global (or none): per-recording "
-                            "statistics need the whole recording first")
+        if self.data["normalize"] in ("utterance", "cmn") or self.spec.trim_db > 0:
+            raise UserError("streaming needs a model trained with --normalize global (or none) and --trim-db 0: "
+                            "per-recording statistics and trimming need the whole recording first")
         self.model.eval()
         wave = audio.read_wav(path, self.spec.sample_rate)[0]
         total, step = self.spec.frames(len(wave)), cfg.stride if cfg.frontend == "stack" else 1
@@ -311,7 +311,7 @@ class Recognizer(Pipeline):
             yield {"end": round((start + n) * self.spec.hop / self.spec.sample_rate, 3), "text": now,
                    "new": now[len(text):].strip() if now.startswith(text) else now}
             text = now
-        yield self._transcripts([torch.zeros(total, 1)], outs=[np.concatenate(outs)])[0]
+        yield self._transcripts([torch.zeros(total, 1)], 1, False, outs=[np.concatenate(outs)])[0]  # greedy
 
     @torch.no_grad()
     def inspect(self, path) -> dict:
