@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -85,9 +86,28 @@ def bf16_native(device: torch.device) -> bool:
         return False
 
 
+@functools.cache
+def bf16_recurrent_ok(device_type: str) -> bool:
+    """Whether the recurrent layers run under bfloat16 autocast on this device: some CPUs' oneDNN builds
+    have no bfloat16 LSTM primitive ("could not create a primitive descriptor"), so probe once."""
+    if device_type != "cpu":
+        return True
+    try:
+        lstm = torch.nn.LSTM(4, 4, batch_first=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.zeros(1, 2, 4))
+        out.float().sum().backward()
+        return True
+    except RuntimeError:
+        return False
+
+
 def resolve_amp(amp: str, device: str = "auto") -> str:
     """'auto' -> 'bf16' where the device runs it natively, else 'none'; other values unchanged."""
-    return ("bf16" if bf16_native(pick_device(device)) else "none") if amp == "auto" else amp
+    if amp != "auto":
+        return amp
+    d = pick_device(device)
+    return "bf16" if bf16_native(d) and bf16_recurrent_ok(d.type) else "none"
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
@@ -96,5 +116,8 @@ def autocast(cfg: TrainConfig, device: torch.device):
         raise UserError(f"unknown --amp {cfg.amp!r}; choose one of {', '.join(AMP)}")
     if cfg.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA GPU; on CPU use --amp bf16")
+    if cfg.amp == "bf16" and not bf16_recurrent_ok(device.type):
+        raise UserError("--amp bf16: this CPU's oneDNN has no bfloat16 kernels for the recurrent layers; use "
+                        "--amp none (--amp auto chooses it here)")
     dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype, enabled=cfg.amp != "none")
