@@ -248,7 +248,7 @@ def test_vocal_tract_length_perturbation_trains_from_power_spectra(tones):
 
 
 def test_the_default_decoding_is_chosen_from_the_training_words():
-    from seqlab.pipelines.speech import decoding_default
+    from seqlab.pipelines.speech_config import decoding_default
 
     digits = ["seven", "one two", "two seven one"] * 3
     assert decoding_default(digits, "auto", "ctc", "char")[0] == {"beam": 8, "lexicon": "train"}

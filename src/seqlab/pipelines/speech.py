@@ -16,7 +16,6 @@ settings, the normalisation statistics, the units and the model.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,31 +34,19 @@ from seqlab.models.classifier import ClassifierConfig, TextClassifier
 from seqlab.models.ctc import CTCAcousticModel, CTCConfig
 from seqlab.pipelines.base import Pipeline, finish, run_training
 from seqlab.pipelines.registry import register_task
-from seqlab.pipelines.speech_config import BLANK, HEADS, SpeechConfig, SpeechModel, read_items, sources
+from seqlab.pipelines.speech_config import (
+    BLANK,
+    HEADS,
+    SpeechConfig,
+    SpeechModel,
+    decoding_default,
+    read_items,
+    sources,
+)
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
 
 __all__ = ["HEADS", "Recognizer", "SpeechConfig"]
-
-
-CLOSED_WORDS, CLOSED_MIN_COUNT = 1000, 3  # a vocabulary this small, each word this often: decode within it
-
-
-def decoding_default(texts: list[str], lexicon: str, head: str, units: str) -> tuple[dict, str]:
-    """The run's default decoding ({"beam", "lexicon"}) and why, from the training transcripts: with
-    lexicon 'auto', prefix beam search (8) restricted to the training words when those form a closed
-    vocabulary (at most CLOSED_WORDS distinct words, each heard CLOSED_MIN_COUNT times or more: digits,
-    commands), where a misspelling ('fivt') can only be a word that was never said; otherwise greedy."""
-    if head != "ctc" or units != "char":
-        return {"beam": 1, "lexicon": None}, "greedy"
-    counts = Counter(w for t in texts for w in t.split())
-    closed = len(counts) <= CLOSED_WORDS and min(counts.values(), default=0) >= CLOSED_MIN_COUNT
-    if lexicon == "train" or (lexicon == "auto" and closed):
-        why = (f"a closed vocabulary: {len(counts)} words, each said {min(counts.values())} times or more"
-               if closed else "lexicon train")
-        return {"beam": 8, "lexicon": "train"}, f"beam 8 within the training words ({why})"
-    why = "lexicon none" if lexicon == "none" else f"an open vocabulary: {len(counts)} words, some rare"
-    return {"beam": 1, "lexicon": None}, f"greedy ({why})"
 
 
 def _build_model(m: SpeechModel, feat_dim: int, n_labels: int) -> torch.nn.Module:

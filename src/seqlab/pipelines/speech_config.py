@@ -7,6 +7,7 @@ out as the test set, and a seeded `dev_fraction` of the rest is the dev set unle
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class SpeechData(Config):
     hop_ms: float = num(10.0, 1.0, 100.0)
     trim_db: float = num(40.0, 0.0, 120.0)  # > 0: cut leading/trailing audio this far below the loudest 25 ms
     normalize: str = choice("cmn", audio.NORMALIZE)  # each recording less its own mean (gain, microphone)
-    lexicon: str = choice("auto", LEXICONS)  # the run's default decoding (see speech.decoding_default)
+    lexicon: str = choice("auto", LEXICONS)  # the run's default decoding (see decoding_default)
     feature_cache: str | None = None  # None: $SEQLAB_CACHE or ~/.cache/seqlab/speech; 'none': memory only
 
 
@@ -137,3 +138,23 @@ def sources(train, dev, test, dc: SpeechData, tc: SpeechTrain):
         raise UserError("give at least 2 training recordings (one is held out as dev)")
     tr, dv = holdout(len(items), tc.dev_fraction, tc.seed)
     return [items[i] for i in tr], [raw[i] for i in tr], [items[i] for i in dv], [raw[i] for i in dv], tests
+
+
+CLOSED_WORDS, CLOSED_MIN_COUNT = 1000, 3  # a vocabulary this small, each word this often: decode within it
+
+
+def decoding_default(texts: list[str], lexicon: str, head: str, units: str) -> tuple[dict, str]:
+    """The run's default decoding ({"beam", "lexicon"}) and why, from the training transcripts: with
+    lexicon 'auto', prefix beam search (8) restricted to the training words when those form a closed
+    vocabulary (at most CLOSED_WORDS distinct words, each heard CLOSED_MIN_COUNT times or more: digits,
+    commands), so that a misspelling such as 'fivt' cannot come out, only words that were said; otherwise greedy."""
+    if head != "ctc" or units != "char":
+        return {"beam": 1, "lexicon": None}, "greedy"
+    counts = Counter(w for t in texts for w in t.split())
+    closed = len(counts) <= CLOSED_WORDS and min(counts.values(), default=0) >= CLOSED_MIN_COUNT
+    if lexicon == "train" or (lexicon == "auto" and closed):
+        why = (f"a closed vocabulary: {len(counts)} words, each said {min(counts.values())} times or more"
+               if closed else "lexicon train")
+        return {"beam": 8, "lexicon": "train"}, f"beam 8 within the training words ({why})"
+    why = "lexicon none" if lexicon == "none" else f"an open vocabulary: {len(counts)} words, some rare"
+    return {"beam": 1, "lexicon": None}, f"greedy ({why})"
