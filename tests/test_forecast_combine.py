@@ -55,3 +55,16 @@ def test_the_combined_forecast_is_the_average_in_the_scaled_units(tmp_path):
     assert again.data["combine"] == ["theta"]
     pd.testing.assert_frame_equal(again.predict(), fc.predict())
     assert fc.conformal is not None and "refit" in fc.conformal.source  # calibrated on combined refits
+
+
+def test_a_classical_value_that_cannot_be_averaged_is_left_out():
+    from seqlab.data.timeseries import Scaler
+
+    scaler = Scaler.fit(np.array([[1.0], [10.0], [100.0]]), log=True)
+    net = scaler.transform(np.array([[[20.0], [30.0]]]))  # (origins 1, horizon 2, targets 1)
+    other = np.array([[[[20.0], [-5.0]]], [[[np.nan], [30.0]]]])  # ETS ran below zero, ARIMA failed at step 1
+    got = scaler.inverse(combine.average(net, other, scaler))
+    np.testing.assert_allclose(got[0, :, 0], [20.0, 30.0])  # only the usable values are averaged
+    plain = Scaler.fit(np.array([[1.0], [10.0], [100.0]]), log=False)
+    got = plain.inverse(combine.average(plain.transform(np.array([[[20.0], [30.0]]])), other, plain))
+    np.testing.assert_allclose(got[0, :, 0], [20.0, (30.0 - 5.0 + 30.0) / 3])  # negatives are fine unlogged

@@ -11,6 +11,8 @@ refitted at every origin on the steps before it, exactly as the baselines of a b
     choose(value, steps)               the default: the three below COMBINE_BELOW training steps, when
                                        statsmodels is installed; () otherwise (and why)
     classical(values, origins, ...)    (methods, origins, horizon, targets) forecasts in the series' units
+    average(mean, other, scaler)       the equal-weight average in scaled units, skipping a member where its
+                                       forecast is not finite or, for a log series, not positive
 """
 
 from __future__ import annotations
@@ -56,3 +58,13 @@ def classical(values: np.ndarray, origins: np.ndarray, horizon: int, season: int
     from seqlab.forecast.backtest import baseline_forecasts
 
     return np.stack([baseline_forecasts(m, values, origins, horizon, season, log).mean for m in methods])
+
+
+def average(mean: np.ndarray, other: np.ndarray, scaler) -> np.ndarray:
+    """The network's scaled forecast `mean` (origins, horizon, targets) averaged with the classical forecasts
+    `other` (methods, origins, horizon, targets, in the series' units) after `scaler.transform`. A classical
+    value that is not finite, or not positive on a log scale (a damped trend run below zero), is left out of
+    that point's average instead of pulling it to log(0)."""
+    ok = np.isfinite(other) & ((other > 0) if scaler.log else True)
+    z = np.where(ok, scaler.transform(np.where(ok, other, 1.0)), np.nan)
+    return np.nanmean(np.concatenate([mean[None], z]), 0)

@@ -238,7 +238,7 @@ class Forecaster(BacktestMixin, Pipeline):
         if methods:  # averaged with classical fits on the steps before each origin (seqlab.forecast.combine)
             other = combine.classical(s.values, np.asarray(origins), self.horizon, self.data["season"],
                                       self.scaler.log, methods)
-            mean = (mean + self.scaler.transform(other).sum(0)) / (1 + len(methods))
+            mean = combine.average(mean, other, self.scaler)
         return mean, torch.cat(scales).numpy() if scales else None
 
     def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024,
