@@ -232,6 +232,8 @@ class Recognizer(Pipeline):
 
     def decoding_name(self, beam: int | None = None, lexicon=None) -> str:
         """How `beam` / `lexicon` (None: the run's default) decode: 'greedy', 'beam 8, lexicon train', ..."""
+        if self.head == "classify":
+            return "one label per recording"
         beam = self.decoding["beam"] if beam is None else beam
         lexicon = self.decoding["lexicon"] if lexicon is None else lexicon
         lex = lexicon not in (None, False, "none") and self.head == "ctc" and self.data["units"] == "char"
