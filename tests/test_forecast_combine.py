@@ -68,3 +68,16 @@ def test_a_classical_value_that_cannot_be_averaged_is_left_out():
     plain = Scaler.fit(np.array([[1.0], [10.0], [100.0]]), log=False)
     got = plain.inverse(combine.average(plain.transform(np.array([[[20.0], [30.0]]])), other, plain))
     np.testing.assert_allclose(got[0, :, 0], [20.0, (30.0 - 5.0 + 30.0) / 3])  # negatives are fine unlogged
+
+
+def test_eval_says_the_forecast_is_combined(tmp_path, capsys):
+    from seqlab.cli import main
+
+    csv = tmp_path / "y.csv"
+    Y.rename_axis("month").rename("value").to_csv(csv)
+    out = tmp_path / "run"
+    assert main(["forecast", "train", "--data", str(csv), "--horizon", "6", "--hidden", "8", "--epochs", "2",
+                 "--calibration-folds", "1", "--combine", "theta", "--threads", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "eval", "--model", str(out), "--baselines", ""]) == 0
+    assert "rnn: the network's forecast averaged with theta" in capsys.readouterr().out

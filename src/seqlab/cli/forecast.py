@@ -73,6 +73,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
           f"horizon {r['horizon']}, stride {r['stride']}, season {r['season']}, scoring {r['scored']}; "
           f"rnn intervals: {r['intervals']} (coverage80/95: share of actual values inside the nominal "
           "80%/95% intervals)")
+    if pipe.data.get("combine"):
+        print(f"rnn: the network's forecast averaged with {', '.join(pipe.data['combine'])} (refitted at every "
+              "origin; train with --combine none for the network alone)")
     cols = ("mae", "rmse", "smape", "mape", "mase", "coverage80", "coverage95", "seconds")
     print(f"{'method':<16}" + "".join(f"{c:>11}" for c in cols))
     for name, m in res.items():
