@@ -12,6 +12,8 @@ is left out because SST's sentences, the test ones included, come from it; the S
   ulmfit   a word-level LSTM LM (2x256, embed 300, locked dropout, weight drop 0.3) pretrained on the text
            for --lm-minutes, then `--init-from` with --lr-decay-per-layer 2.6, --gradual-unfreeze,
            --schedule slanted and concat pooling
+  lm-init  the same LM, `--init-from` and concat pooling, every layer trained from the start at one
+           learning rate (the classifier's linear schedule)
 Every classifier: 2-layer unidirectional LSTM, hidden 256, embed 300, 4 epochs or --minutes, whichever
 ends first, best checkpoint by dev accuracy (evaluated every 300 steps), test accuracy of that one.
 Results: runs/transfer/<run>/table_row.json and a markdown table on stdout.
@@ -35,6 +37,7 @@ RUNS = ROOT / "runs" / "transfer"
 MODEL = dict(cell="lstm", layers=2, hidden=256, embed=300, dropout=0.5, embed_dropout=0.3, pooling="max",
              schedule="linear", patience=0, eval_every=300, epochs=4, text_col="sentence")
 ULMFIT = dict(lr_decay_per_layer=2.6, gradual_unfreeze=True, schedule="slanted", pooling="concat")
+LM_INIT = dict(pooling="concat")
 
 
 def unlabeled(d: Path) -> Path:
@@ -63,7 +66,7 @@ def word2vec(text: Path, out: Path, threads: int) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated rows: random, vectors, ulmfit (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated rows: random, vectors, ulmfit, lm-init (default: all)")
     ap.add_argument("--minutes", type=float, default=6.0, help="training budget of each classifier")
     ap.add_argument("--lm-minutes", type=float, default=10.0, help="pretraining budget of the LM")
     ap.add_argument("--threads", type=int, default=1)
@@ -76,20 +79,21 @@ def main() -> int:
     d = a.runs / "data"
     d.mkdir(parents=True, exist_ok=True)
     text = unlabeled(d)
-    rows = {"random": {}, "vectors": None, "ulmfit": None}
+    rows = {"random": {}, "vectors": None, "ulmfit": None, "lm-init": None}
     only = [x for x in a.only.split(",") if x] or list(rows)
     if "vectors" in only:
         w2v = d / "w2v.txt"
         if not w2v.exists():
             word2vec(text, w2v, a.threads)
         rows["vectors"] = {"embeddings": str(w2v)}
-    if "ulmfit" in only:
+    if "ulmfit" in only or "lm-init" in only:
         lm_dir = a.runs / "lm"
         if not (lm_dir / "best").is_dir():
             LM.fit(text, level="word", lowercase=True, layers=2, hidden=256, embed=300, locked_dropout=True,
                    dropout=0.4, embed_dropout=0.1, weight_drop=0.3, seq_len=48, batch=32, time=a.lm_minutes,
                    threads=a.threads, out=lm_dir, overwrite=True)
         rows["ulmfit"] = {"init_from": str(lm_dir), **ULMFIT}
+        rows["lm-init"] = {"init_from": str(lm_dir), **LM_INIT}
     for name in only:
         settings = {**MODEL, **rows[name], "time": a.minutes, "threads": a.threads}
         print(f"$ Classifier.fit({files['train'].name}, dev={files['dev'].name}, "

@@ -29,6 +29,8 @@ def enc(**kw) -> EncoderConfig:
 
 MODELS = {  # name: (task, model config, data)
     "classify-bilstm-last": ("classify", ClassifierConfig(enc(cell="lstm", layers=2, bidirectional=True), 3), {}),
+    "classify-lstm-max-bag": ("classify", ClassifierConfig(enc(cell="lstm"), 2, "max", bag=True, bag_buckets=31),
+                                        {}),
     "classify-features-gru-mean": ("classify", ClassifierConfig(enc(vocab_size=0, input_dim=3, cell="gru",
                                                                     residual=True, layer_norm=True), 2, "mean"), {}),
     "lm-lstm-2layers": ("lm", LMConfig(enc(cell="lstm", layers=2, embed_dim=5)), {}),

@@ -45,7 +45,8 @@ VALID_ALL = {
 }
 # per command, where a flag means something else there
 VALID_BY_COMMAND = {
-    "classify train": {"--max-len": {"0"}},  # 0 = keep whole examples (translate's --max-len is the output limit)
+    # --max-len 0 = keep whole examples (translate's --max-len is the output limit); --bag-buckets 0 = no bigrams
+    "classify train": {"--max-len": {"0"}, "--bag-buckets": {"0"}},
     "lm train": {"--valid-tokens": {"0"},  # 0 = as many as the budget allows
                  # the AWD-LSTM regularisers: 0 = off
                  **{f"--{k}": {"0"} for k in ("weight-drop", "embed-row-dropout", "ar", "tar", "average")}},

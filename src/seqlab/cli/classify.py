@@ -158,6 +158,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how the sequence becomes one vector: final state, mean or max over steps, or concat (all "
                         "three side by side, ULMFiT's head) (default: max for text, last for --features, mean for "
                         "--cell none)")
+    t.add_argument("--bag", choices=("auto", "on", "off"), default="auto",
+                   help="average the recurrent model with a bag of embeddings (its own embedding table, mean "
+                        "pooling), each member trained on its own loss; auto: on below 20,000 training texts when "
+                        "training from scratch (default: %(default)s)")
+    t.add_argument("--bag-buckets", type=int, default=None, metavar="N",
+                   help="the bag member's hashed bigram embeddings, fastText's trick (default: twice the training "
+                        "texts' distinct bigrams, as a power of two, at most 65,536; 0: single tokens only)")
     t.add_argument("--no-bucket", action="store_true",
                    help="batch in random order without grouping similar lengths (slower)")
     t.add_argument("--cache", default=None, metavar="DIR",

@@ -80,7 +80,7 @@ def demo_order(a: argparse.Namespace, out: Path) -> int:
     runs = {"BiLSTM": out / "bilstm", "bag of embeddings": out / "bow"}
     print("== training a BiLSTM classifier (reads the words in order)")
     pipes = {"BiLSTM": Classifier.fit(files["train"], files["dev"], out=runs["BiLSTM"], cell="lstm",
-                                      bidirectional=True, **common)}
+                                      bidirectional=True, bag="off", **common)}  # the recurrent model alone
     print("\n== training the bag-of-embeddings baseline (the same words, no order)")
     pipes["bag of embeddings"] = Classifier.fit(files["train"], files["dev"], out=runs["bag of embeddings"],
                                                 cell="none", pooling="mean", **common)

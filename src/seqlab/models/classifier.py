@@ -10,15 +10,26 @@ Pooling choices:
   concat  [last; max; mean] side by side (batch, 3d): ULMFiT's concat pooling (Howard & Ruder 2018)
 With cell 'none' the encoder has no recurrence and 'mean' gives the bag-of-embeddings baseline,
 which cannot tell "good, not bad" from "bad, not good".
+
+With `bag=True` the classifier is a two-member ensemble: the recurrent classifier above and a bag of
+embeddings with its own embedding table (models/bag.py: mean of token and, with `bag_buckets`, hashed
+bigram embeddings, then a linear layer). Each member is trained on its own
+cross-entropy (`member_logits`; the parameters are disjoint, so this is the same as training them apart),
+and `forward` returns the log of their averaged probabilities, which softmax, argmax and export read
+as logits. On small text sets a word's polarity carries most of the signal, which the bag learns directly
+and the recurrent model learns noisily; the average beats either alone there.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from seqlab.models.bag import BagOfEmbeddings
 from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
 
 POOLINGS = ("last", "mean", "max", "concat")
@@ -30,6 +41,8 @@ class ClassifierConfig:
     num_classes: int = 2
     pooling: str = "last"
     head_dropout: float = 0.0
+    bag: bool = False  # average with a bag-of-embeddings member (see the module docstring)
+    bag_buckets: int = 0  # the bag member's hashed bigram embeddings (0: tokens only); see models/bag.py
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -65,10 +78,18 @@ class TextClassifier(nn.Module):
         self.dropout = nn.Dropout(cfg.head_dropout)
         width = 3 if cfg.pooling == "concat" else 1
         self.out = nn.Linear(width * cfg.encoder.output_dim, cfg.num_classes)
+        self.bag = None
+        if cfg.bag:
+            if cfg.encoder.vocab_size == 0:
+                raise ValueError("a bag-of-embeddings member needs token ids; feature sequences have no vocabulary")
+            if cfg.num_classes < 2:
+                raise ValueError("a bag-of-embeddings member averages class probabilities; regression has none")
+            e = cfg.encoder
+            self.bag = BagOfEmbeddings(e.vocab_size, e.embed_dim, cfg.num_classes, e.pad_id, e.embed_dropout,
+                                       cfg.head_dropout, cfg.bag_buckets)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,)
-        -> logits (batch, num_classes)."""
+    def _logits(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The recurrent member: (batch, time) ids -> (batch, num_classes) logits."""
         enc = self.encoder(ids, lengths)
         if self.cfg.pooling == "last":
             pooled = enc.final_hidden()
@@ -78,3 +99,16 @@ class TextClassifier(nn.Module):
         else:
             pooled = pool(enc.outputs, lengths, self.cfg.pooling)
         return self.out(self.dropout(pooled))
+
+    def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each member's own logits, [(batch, num_classes), ...]: one member, or [recurrent, bag]."""
+        first = self._logits(ids, lengths)
+        return [first] if self.bag is None else [first, self.bag(ids, lengths)]
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,)
+        -> logits (batch, num_classes); with a bag member, log of the members' mean probabilities."""
+        if self.bag is None:
+            return self._logits(ids, lengths)
+        members = torch.stack([F.log_softmax(x.float(), -1) for x in self.member_logits(ids, lengths)])
+        return torch.logsumexp(members, 0) - math.log(len(members))  # (batch, num_classes)

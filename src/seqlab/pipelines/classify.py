@@ -30,6 +30,7 @@ from seqlab.export import runtime
 from seqlab.metrics import classification_metrics, regression
 from seqlab.models.classifier import POOLINGS, ClassifierConfig, TextClassifier
 from seqlab.pipelines.base import Pipeline, Readout, Steps, finish, run_training, shown
+from seqlab.pipelines.classify_bag import bag_default, bag_groups, bigram_buckets
 from seqlab.pipelines.classify_rows import TableRows, check_labels
 from seqlab.pipelines.classify_rows import labelled as _labelled
 from seqlab.pipelines.config import Config, choice, num
@@ -42,12 +43,14 @@ from seqlab.train.trainer import TrainConfig
 
 @dataclass
 class ClassifyModel(EncoderSettings, FinetuneSettings):
-    """The defaults hold up on small text sets too (they beat bag-of-embeddings on SST-2, UCI and
-    rt-polarity): max pooling over the steps, dropout 0.5 and embedding dropout 0.3."""
+    """The defaults hold up on small text sets too: max pooling over the steps, dropout 0.5, embedding
+    dropout 0.3, and below BAG_BELOW training texts the recurrent model averaged with a bag of embeddings."""
 
     pooling: str | None = choice(None, POOLINGS, allow_none=True)  # None: max for text, last for features
     dropout: float = num(0.5, 0.0, 1.0, hi_open=True)
     embed_dropout: float = num(0.3, 0.0, 1.0, hi_open=True)
+    bag: str = choice("auto", ("auto", "on", "off"))  # average with a bag of embeddings; auto: classify_bag.bag_default
+    bag_buckets: int | None = num(None, 0, allow_none=True)  # the bag's hashed bigram rows; None: sized to the data
 
 
 ROW_STORE_ROWS = 200_000  # from this many training texts, tokenized rows go to a RowStore
@@ -139,10 +142,23 @@ class Classifier(Pipeline):
             pooling = "mean"  # a bag of embeddings has no final state
         else:
             pooling = m.pooling or ("last" if dc.features else "max")
-        mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout)
+        bag, why = bag_default(m, len(texts), vocab is not None, not dc.regression)
+        if why:
+            log(why)
+        if m.bag_buckets is not None or not bag:
+            buckets = m.bag_buckets
+        else:  # sized to the training texts' distinct bigrams (a streamed table: read chunk by chunk)
+            encode = lambda chunk: [vocab.encode(tok.tokenize(t)) for t in chunk]  # noqa: E731
+            ids = (x for c in texts.id_chunks(encode) for x in c) if big is not None else encode(texts)
+            buckets = bigram_buckets(ids)
+        mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout, bag,
+                                buckets if bag else 0)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(tok, vocab, label_vocab, TextClassifier(mcfg), data, cfg)
         apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder)
+        if bag and m.embeddings:  # the user's vectors start both members
+            pipe.model.bag.embedding.weight.data.copy_(pipe.model.encoder.embedding.weight.data)
+            pipe.model.bag.embedding.weight.requires_grad_(not m.freeze_embeddings)
         rows = None  # large data: tokenized rows in one flat array (files in --cache / OUT/rows), not tensors
         if vocab is not None and (dc.cache or len(texts) >= ROW_STORE_ROWS):
             rows = pipe.rows(texts, dc.cache or (Path(out) / "rows" if out is not None else None), log)
@@ -150,10 +166,9 @@ class Classifier(Pipeline):
                                seed=cfg.train.seed, rows=rows)
 
         def step_fn(model, batch):
-            out = model(batch.ids, batch.lengths)
             if dc.regression:
-                return F.mse_loss(out[:, 0].float(), batch.targets)
-            return F.cross_entropy(out, batch.targets)
+                return F.mse_loss(model(batch.ids, batch.lengths)[:, 0].float(), batch.targets)
+            return sum(F.cross_entropy(x, batch.targets) for x in model.member_logits(batch.ids, batch.lengths))
 
         keep = ("mae", "rmse", "r2") if dc.regression else ("accuracy", "macro_f1", "loss")
 
@@ -168,13 +183,15 @@ class Classifier(Pipeline):
             "no early stop"
         log(f"model {m.cell} {m.layers}x{m.hidden}{' bidirectional' if m.bidirectional else ''}, "
             f"{'' if dc.features else f'embed {m.embed}, embed dropout {m.embed_dropout}, '}dropout {m.dropout}, "
-            f"{pooling} pooling; {tcfg.epochs or 'time-limited'} epochs, {stop}, best by dev "
+            f"{pooling} pooling{' + a bag of embeddings' if bag else ''}; {tcfg.epochs or 'time-limited'} epochs, "
+            f"{stop}, best by dev "
             f"{'MAE' if dc.regression else 'accuracy (ties: dev loss)'}")
         metric, mode = ("mae", "min") if dc.regression else ("accuracy", "max")
         st = run_training(pipe, batches, step_fn, eval_fn, metric=metric, mode=mode, out=out, resume=resume,
                           overwrite=overwrite, log=log, trainer_config=tcfg,
                           tie=None if dc.regression else ("loss", "min"),
-                          **finetune("classify", pipe.model, m, callbacks, out, cfg.train.logger, log))  # ULMFiT
+                          **bag_groups(pipe.model, finetune("classify", pipe.model, m, callbacks, out,
+                                                            cfg.train.logger, log)))  # ULMFiT, the bag's lr
         finish(pipe, st, pipe.evaluate((dev_texts, dev_labels)), out)
         return pipe
 
@@ -289,18 +306,20 @@ class Classifier(Pipeline):
 
     def readout(self, text: str) -> Readout:
         """One output, the class scores of the whole text (logits (n, 1, classes)); a regression model's
-        one raw value."""
+        one raw value. With a bag member, the recurrent member's scores: the bag reads its own embedding
+        table, which the backward view and saliency (differentiating the encoder's inputs) do not see."""
         if self.vocab is None:
             raise UserError("this classifier reads numeric feature sequences, not text; the backward view "
                             "shows text models")
         ids = self.encode([text])[0]  # (time,)
 
-        def run(model, n: int) -> torch.Tensor:
-            return model(ids.expand(n, -1), torch.full((n,), len(ids)))[:, None, :]
+        def run(model, n: int) -> torch.Tensor:  # with a bag member: the recurrent member's own scores
+            return model.member_logits(ids.expand(n, -1), torch.full((n,), len(ids)))[0][:, None, :]
 
         labels = list(self.labels.itos) if self.labels is not None else ["value"]
+        what = "the whole text" + (f" (the {self.model.cfg.encoder.cell} member)" if self.model.bag is not None else "")
         return Readout(self.model, self.model.encoder, [shown(t) for t in self.vocab.decode(ids.tolist())], ids,
-                       run, ["the whole text"], labels, [-1], 0, [0], regression=self.labels is None)
+                       run, [what], labels, [-1], 0, [0], regression=self.labels is None)
 
     @classmethod
     def graph_model(cls, cfg: dict) -> tuple[str, torch.nn.Module]:
