@@ -29,6 +29,9 @@ DATA = ROOT.parent / "shared" / "data" / "char_lm" / "tinyshakespeare.txt"
 RUNS = ROOT / "runs" / "shakespeare"
 BUDGETS = {"t75s": 1.25, "t5m": 5, "t15m": 15, "t30m": 30}
 RECIPE = dict(layers=2, hidden=512, dropout=0.4, seq_len=128, batch=64)
+# the AWD-LSTM regularisers on top of each budget's default model (runs awd-t75s, awd-t5m, ...): DropConnect
+# on the hidden-to-hidden weights, variational dropout, AR/TAR at the paper's values
+AWD = dict(weight_drop=0.2, locked_dropout=True, ar=2.0, tar=1.0)
 REFERENCES = {  # (seconds, nats/char) measured on this machine, from the issue
     "raw PyTorch LSTM 1x512, cosine": [(76, 1.714), (300, 1.520), (900, 1.442)],
     "nanoGPT 4x128 (CPU config)": [(76, 1.886)],
@@ -55,6 +58,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma-separated budgets to train with --run, e.g. t5m")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the default runs (default: 1)")
     p.add_argument("--recipe-threads", type=int, default=2, help="torch threads for the recipe (default: 2)")
+    p.add_argument("--awd", action="store_true", help="with --run: also train awd-NAME, the budget's defaults "
+                   "plus the AWD-LSTM regularisers (AWD)")
     p.add_argument("--plot", default=str(ROOT / "docs" / "img" / "lm_loss_vs_time.png"), help="PNG to write")
     a = p.parse_args(argv)
     if a.run:
@@ -62,10 +67,12 @@ def main(argv=None) -> int:
         for name, minutes in BUDGETS.items():
             if not only or name in only:
                 train(name, minutes, {}, a.threads)
+                if a.awd:
+                    train(f"awd-{name}", minutes, AWD, a.threads)
         if not only or "recipe" in only:
             train("recipe", 30, RECIPE, a.recipe_threads)
     rows = []
-    for name in [*BUDGETS, "recipe"]:
+    for name in [*BUDGETS, "recipe", *(f"awd-{b}" for b in BUDGETS)]:
         res = RUNS / name / "results.json"
         if not res.exists():
             continue
