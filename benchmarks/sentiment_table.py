@@ -2,6 +2,11 @@
 and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded split.
 
     .venv/bin/python benchmarks/sentiment_table.py [--only sst2-bilstm,uci] [--threads 1]
+    .venv/bin/python benchmarks/sentiment_table.py --only uci-defaults,uci-lstm-defaults,uci-bow-defaults --seeds 1,2,3
+
+DATA-defaults is every setting at its default (below 20,000 training texts: the LSTM averaged with a bag of
+embeddings and bigrams), DATA-lstm-defaults the same with `bag="off"`, DATA-bow-defaults the baseline;
+`--seeds` trains each named run once per seed (runs NAME-s1, NAME-s2, ...) and prints the mean.
 
 Every model is trained with `seqlab.pipelines.Classifier.fit` (what `seqlab classify train` runs) and
 scored with `Classifier.evaluate` on the test file.
@@ -93,6 +98,8 @@ def main() -> int:
                     + ", ".join([*SST_RUNS, "uci", "rt-polarity"]) + ", and DATA-defaults, DATA-bow-defaults "
                     "for DATA in sst2, uci, rt-polarity (every setting at its default)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds: each named run once per seed, "
+                    "as NAME-sSEED, and the mean printed (default: the runs' own seed, once)")
     a = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found (place ../shared beside the project)")
@@ -104,9 +111,15 @@ def main() -> int:
     for ds in ("sst2", "uci", "rt-polarity"):  # what a user gets: nothing set, and the baseline beside it
         todo[f"{ds}-defaults"] = (ds, {})
         todo[f"{ds}-bow-defaults"] = (ds, {"cell": "none", "pooling": "mean"})
+        todo[f"{ds}-lstm-defaults"] = (ds, {"bag": "off"})
     only = [x for x in a.only.split(",") if x]
+    seeds = [int(x) for x in a.seeds.split(",") if x]
+    for name, (ds, settings) in list(todo.items()):
+        if seeds:
+            del todo[name]
+            todo.update({f"{name}-s{sd}": (ds, {**settings, "seed": sd}) for sd in seeds})
     for name, (ds, settings) in todo.items():
-        if not only or name in only:
+        if not only or name in only or name.rsplit("-s", 1)[0] in only:
             run(name, sets[ds], settings, a.threads)
     rows = [RUNS / name / "table_row.json" for name in todo]  # also rows from earlier invocations
     results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}
@@ -116,6 +129,11 @@ def main() -> int:
     for name, r in results.items():
         print(f"| {name} | {r['dev_accuracy']:.1%} | {r['test_accuracy']:.1%} | {r['best_epoch']} "
               f"| {r['train_seconds'] / 60:.1f} min |")
+    for base in sorted({n.rsplit("-s", 1)[0] for n in results if seeds}):
+        accs = [results[f"{base}-s{sd}"]["test_accuracy"] for sd in seeds if f"{base}-s{sd}" in results]
+        if accs:
+            print(f"{base}: mean test accuracy {sum(accs) / len(accs):.1%} over seeds "
+                  + " / ".join(f"{x:.1%}" for x in accs))
     return 0
 
 
