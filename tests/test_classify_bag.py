@@ -145,6 +145,9 @@ def test_bigram_rows_see_local_order_and_ignore_padding():
 
 
 def test_bigram_rows_are_sized_to_the_data():
-    assert classify_bag.bigram_buckets([[1, 2, 3], [1, 2], [4]]) == 64  # 2 distinct: the minimum
-    assert classify_bag.bigram_buckets([list(range(100))]) == 256  # 99 distinct -> 198 -> 256
-    assert classify_bag.bigram_buckets([list(range(10**5))]) == classify_bag.BAG_BUCKETS
+    def t(*rows):
+        return [torch.tensor(r) for r in rows]
+
+    assert classify_bag.bigram_buckets(t([1, 2, 3], [1, 2], [4])) == 64  # 2 distinct: the minimum
+    assert classify_bag.bigram_buckets(t(list(range(100)))) == 256  # 99 distinct -> 198 -> 256
+    assert classify_bag.bigram_buckets(t(list(range(10**5)))) == classify_bag.BAG_BUCKETS

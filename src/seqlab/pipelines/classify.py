@@ -145,25 +145,21 @@ class Classifier(Pipeline):
         bag, why = bag_default(m, len(texts), vocab is not None, not dc.regression)
         if why:
             log(why)
-        if m.bag_buckets is not None or not bag:
-            buckets = m.bag_buckets
-        else:  # sized to the training texts' distinct bigrams (a streamed table: read chunk by chunk)
-            encode = lambda chunk: [vocab.encode(tok.tokenize(t)) for t in chunk]  # noqa: E731
-            ids = (x for c in texts.id_chunks(encode) for x in c) if big is not None else encode(texts)
-            buckets = bigram_buckets(ids)
-        mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout, bag,
-                                buckets if bag else 0)
-        torch.manual_seed(cfg.train.seed)
-        pipe = cls(tok, vocab, label_vocab, TextClassifier(mcfg), data, cfg)
-        apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder)
-        if bag and m.embeddings:  # the user's vectors start both members
-            pipe.model.bag.embedding.weight.data.copy_(pipe.model.encoder.embedding.weight.data)
-            pipe.model.bag.embedding.weight.requires_grad_(not m.freeze_embeddings)
+        pipe = cls(tok, vocab, label_vocab, None, data, cfg)  # the model comes once the bag's size is known
         rows = None  # large data: tokenized rows in one flat array (files in --cache / OUT/rows), not tensors
         if vocab is not None and (dc.cache or len(texts) >= ROW_STORE_ROWS):
             rows = pipe.rows(texts, dc.cache or (Path(out) / "rows" if out is not None else None), log)
         batches = pipe.batches(texts, labels, tcfg.batch_size, shuffle=True, bucket=not dc.no_bucket,
                                seed=cfg.train.seed, rows=rows)
+        buckets = m.bag_buckets if m.bag_buckets is not None or not bag else bigram_buckets(batches.seqs)
+        mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout, bag,
+                                buckets if bag else 0)
+        torch.manual_seed(cfg.train.seed)
+        pipe.model = TextClassifier(mcfg)
+        apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder)
+        if bag and m.embeddings:  # the user's vectors start both members
+            pipe.model.bag.embedding.weight.data.copy_(pipe.model.encoder.embedding.weight.data)
+            pipe.model.bag.embedding.weight.requires_grad_(not m.freeze_embeddings)
 
         def step_fn(model, batch):
             if dc.regression:

@@ -14,9 +14,14 @@ checkpoint; at BAG_LR_SCALE times the rate a bag's dev accuracy peaks at epoch 5
 
 from __future__ import annotations
 
+import torch
+
 from seqlab.errors import UserError
+from seqlab.models.bag import BIGRAM_PRIME
 
 BAG_BELOW = 20_000  # bag="auto": below this many training texts the prediction averages in a bag of embeddings
+BAG_BUCKETS = 65_536  # at most this many hashed bigram rows in the bag member (models/bag.py) by default
+BAG_LR_SCALE = 4.0  # the bag member trains at lr * this (see the module docstring)
 
 
 def bag_default(m, n_train: int, text: bool, classes: bool) -> tuple[bool, str]:
@@ -37,16 +42,14 @@ def bag_default(m, n_train: int, text: bool, classes: bool) -> tuple[bool, str]:
                   f"of embeddings and bigrams, each trained on its own loss, the bag at {BAG_LR_SCALE:g}x the "
                   f"learning rate (--bag off for the {m.cell} alone)")
 
-BAG_BUCKETS = 65_536  # at most this many hashed bigram rows in the bag member (models/bag.py) by default
 
-
-def bigram_buckets(id_lists) -> int:
-    """The default number of bigram rows for training texts given as token-id lists: the power of two at or
-    above twice their distinct bigrams (few collisions), at least 64, at most BAG_BUCKETS."""
-    distinct = len({(a, b) for ids in id_lists for a, b in zip(ids, ids[1:])})
+def bigram_buckets(seqs) -> int:
+    """The default number of bigram rows for the encoded training texts `seqs` (1-d id tensors, or a
+    RowStore): the power of two at or above twice their distinct bigrams (few collisions), at least 64,
+    at most BAG_BUCKETS."""
+    codes = [s[:-1] * BIGRAM_PRIME + s[1:] for s in (seqs[i] for i in range(len(seqs))) if len(s) > 1]
+    distinct = len(torch.cat(codes).unique()) if codes else 0
     return min(BAG_BUCKETS, max(64, 1 << (2 * distinct - 1).bit_length()))
-
-BAG_LR_SCALE = 4.0  # the bag member trains at lr * this (see the module docstring)
 
 
 def bag_groups(model, tune: dict) -> dict:
