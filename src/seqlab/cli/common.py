@@ -80,8 +80,9 @@ def add_vector_args(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     g = p.add_argument_group("pretrained start")
     g.add_argument("--embeddings", metavar="FILE", default=None,
                    help="start the token embedding from your word vectors: GloVe text, word2vec text or binary, "
-                        "fastText .vec (optionally .gz); only the vocabulary's words are read, --embed becomes the "
-                        "file's dimension, and the coverage is printed")
+                        "fastText .vec (optionally .gz), or a spaCy pipeline directory with vectors (en_core_web_md, "
+                        "_lg); only the vocabulary's words are read, --embed becomes their dimension, and the "
+                        "coverage is printed")
     g.add_argument("--freeze-embeddings", action="store_true",
                    help="keep the pretrained embedding as it is (not trained)")
     if not finetune:

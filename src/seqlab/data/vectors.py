@@ -8,6 +8,8 @@ Formats (gzip allowed, told apart by their content, `.bin` names binary):
   GloVe text          `word v1 ... vd` per line, no header
   word2vec text       a first line `count dim`, then as GloVe (fastText's `.vec` is this format)
   word2vec binary     `count dim\\n`, then per word `word ` and dim float32 (little-endian), an optional `\\n`
+  a spaCy pipeline    a directory (en_core_web_md, _lg) with vocab/vectors and vocab/key2row: see
+                      data/spacy_vectors.py
 
 The file is read line by line (or record by record) and only the vectors of vocabulary tokens are
 kept, so a multi-gigabyte file costs one pass and the memory of the vocabulary. A token missing
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqlab.data.spacy_vectors import find_vocab, read_spacy, spacy_dim
 from seqlab.data.vocab import Vocab
 from seqlab.errors import UserError
 
@@ -69,7 +72,8 @@ def _open(path: Path):
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such vectors file; give a GloVe / word2vec / fastText file to --embeddings") \
+        raise UserError(f"{path}: no such vectors file; give a GloVe / word2vec / fastText file or a spaCy "
+                        "pipeline directory to --embeddings") \
             from None
     except OSError as e:
         raise UserError(f"{path}: cannot read the vectors file ({e.strerror})") from None
@@ -115,7 +119,8 @@ def _sniff(path: Path) -> tuple[str, int, tuple[int, int] | None]:
 
 def vector_dim(path: str | Path) -> int:
     """The dimension of a vectors file, from its first line (or header) alone."""
-    return _sniff(Path(path))[1]
+    spacy = find_vocab(Path(path))
+    return spacy_dim(spacy) if spacy else _sniff(Path(path))[1]
 
 
 def _text_records(f, path: Path, dim: int, skip_header: bool):
@@ -154,6 +159,9 @@ def _binary_records(f, path: Path, count: int, dim: int):
 def read_vectors(path: str | Path, vocab: Vocab, lowercase_fallback: bool = True) -> Vectors:
     """Stream `path` and keep the vectors of `vocab`'s tokens (see the module docstring)."""
     path = Path(path)
+    spacy = find_vocab(path)
+    if spacy:
+        return read_spacy(spacy, vocab, lowercase_fallback)
     fmt, dim, header = _sniff(path)
     wanted = {t: i for i, t in enumerate(vocab.itos) if t not in vocab.specials}
     lower_of = {t.lower() for t in wanted} if lowercase_fallback else set()
