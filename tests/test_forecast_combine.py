@@ -33,8 +33,11 @@ def test_the_setting_parses_and_the_data_decides_when_none_is_given():
 def test_a_short_series_is_combined_by_default_and_says_so():
     lines = []
     fc = Forecaster.fit(Y, log=lines.append, **TINY)
-    assert fc.data["combine"] == ["ets", "arima", "theta"]
-    assert any("combined with ETS, ARIMA and Theta (77 training steps)" in x for x in lines), lines
+    errors = combine.validation_errors(Y.to_numpy()[:77, None], 6, 12, fc.scaler.log)
+    worst = max(errors, key=errors.get)
+    assert fc.data["combine"] == [m for m in combine.CLASSICAL if m != worst]
+    kept = " and ".join(combine.NAMES[m] for m in fc.data["combine"])
+    assert any(f"combined with {kept} (77 training steps; the two of three" in x for x in lines), lines
     alone = Forecaster.fit(Y, combine="none", log=lambda s: None, **TINY)
     assert alone.data["combine"] == []
 
@@ -81,3 +84,20 @@ def test_eval_says_the_forecast_is_combined(tmp_path, capsys):
     capsys.readouterr()
     assert main(["forecast", "eval", "--model", str(out), "--baselines", ""]) == 0
     assert "rnn: the network's forecast averaged with theta" in capsys.readouterr().out
+
+
+@pytest.mark.combine
+def test_the_validation_errors_rank_refits_on_the_training_parts_last_horizons(monkeypatch):
+    values = Y.to_numpy()[:77, None]
+    errors = combine.validation_errors(values, 6, 12, False)
+    origins = np.array([77 - 6 * k for k in range(6, 0, -1)])  # 41 .. 71: all after 2 seasons + 2 steps
+    y = values[origins[:, None] + np.arange(6)[None, :]]
+    for m in combine.CLASSICAL:
+        f = baseline_forecasts(m, values, origins, 6, 12, False).mean
+        assert errors[m] == pytest.approx(np.abs(f - y).mean())
+    assert combine.validation_errors(values[:33], 6, 12, False) == {}  # one origin (27) after 26 steps: too few
+    monkeypatch.setattr(combine, "validation_errors", lambda *a: {"ets": 3.0, "arima": 1.0, "theta": 2.0})
+    methods, why = combine.choose(None, 77, values, 6, 12, False)
+    assert methods == ("arima", "theta") and "ETS 3, ARIMA 1, Theta 2" in why
+    monkeypatch.setattr(combine, "validation_errors", lambda *a: {})
+    assert combine.choose(None, 77, values, 6, 12, False)[0] == combine.CLASSICAL  # nothing to rank on

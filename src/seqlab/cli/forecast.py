@@ -201,7 +201,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "steps, else 1)")
     g.add_argument("--combine", default=None,
                    help="average the network's forecast with classical models refitted on the same history: some "
-                        "of ets,arima,theta, or none (default: all three below 2,000 training steps, else none)")
+                        "of ets,arima,theta, or none (default below 2,000 training steps: the two of the three with "
+                        "the lowest error on the training part's last 6 horizons; else none)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the output layer "
                                                                   "(default: %(default)s)")
     g.add_argument("--intervals", choices=INTERVALS, default="conformal",

@@ -7,9 +7,18 @@ refitted at every origin on the steps before it, exactly as the baselines of a b
 
     combined = (rnn + ets + arima + theta) / 4     in the model's scaled units (log units for a log series)
 
+less the classical model that forecast worst over the last VALIDATION_HORIZONS horizons of the training
+part (each refitted on the steps before its origin, as in the backtest): pooling the better models
+instead of all of them (Kourentzes, Barrow & Petropoulos 2019, "Another look at forecast selection and
+combination") kept the average on the series that one model misfits (Theta on a quarterly trend, ARIMA
+on a short monthly series), where the equal average followed it.
+
     parse(value)                       "ets,arima,theta" -> ("ets", "arima", "theta"); "none" -> ()
-    choose(value, steps)               the default: the three below COMBINE_BELOW training steps, when
-                                       statsmodels is installed; () otherwise (and why)
+    choose(value, steps, ...)          the default: below COMBINE_BELOW training steps, when statsmodels
+                                       is installed, the two of the three with the lowest validation error
+                                       (all three when the training part holds under 2 validation
+                                       horizons); () otherwise (and why)
+    validation_errors(values, ...)     each method's MAE on the last horizons of the training part
     classical(values, origins, ...)    (methods, origins, horizon, targets) forecasts in the series' units
     average(mean, other, scaler)       the equal-weight average in scaled units, skipping a member where its
                                        forecast is not finite or, for a log series, not positive
@@ -26,6 +35,8 @@ from seqlab.errors import UserError
 COMBINE_BELOW = 2000  # training steps under which the classical fits are cheap and the network needs the help
 CLASSICAL = ("ets", "arima", "theta")
 MAX_CALIBRATION_ORIGINS = 12  # per conformal fold when combining: the classical models refit at each origin
+VALIDATION_HORIZONS = 6  # the last horizons of the training part that rank the classical models
+NAMES = {"ets": "ETS", "arima": "ARIMA", "theta": "Theta"}
 
 
 def parse(value: str | None) -> tuple[str, ...] | None:
@@ -39,8 +50,10 @@ def parse(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def choose(value: str | None, steps: int) -> tuple[tuple[str, ...], str]:
-    """(methods, reason) for the combination setting `value` on a training part of `steps` steps."""
+def choose(value: str | None, steps: int, values: np.ndarray | None = None, horizon: int = 1, season: int = 1,
+           log: bool = False) -> tuple[tuple[str, ...], str]:
+    """(methods, reason) for the combination setting `value` on a training part of `steps` steps; with the
+    training part's `values` (time, targets), the default keeps the two methods of lowest validation error."""
     given = parse(value)
     if given is not None:
         return given, (f"combined with {', '.join(given)}" if given else "the network alone")
@@ -48,7 +61,32 @@ def choose(value: str | None, steps: int) -> tuple[tuple[str, ...], str]:
         return (), f"the network alone ({steps} training steps)"
     if importlib.util.find_spec("statsmodels") is None:
         return (), "the network alone (pip install statsmodels to combine it with ETS, ARIMA and Theta)"
-    return CLASSICAL, f"combined with ETS, ARIMA and Theta ({steps} training steps)"
+    errors = validation_errors(values, horizon, season, log) if values is not None else {}
+    if not errors:
+        return CLASSICAL, f"combined with ETS, ARIMA and Theta ({steps} training steps)"
+    kept = tuple(sorted(CLASSICAL, key=lambda m: (errors[m], CLASSICAL.index(m)))[:2])
+    kept = tuple(m for m in CLASSICAL if m in kept)
+    scores = ", ".join(f"{NAMES[m]} {errors[m]:.3g}" for m in CLASSICAL)
+    return kept, (f"combined with {' and '.join(NAMES[m] for m in kept)} ({steps} training steps; the two of "
+                  f"three with the lowest MAE on the training part's last horizons: {scores})")
+
+
+def validation_errors(values: np.ndarray, horizon: int, season: int, log: bool) -> dict[str, float]:
+    """{method: mean absolute error} of each classical method refitted at the origins len - k * horizon
+    (k = 1 .. VALIDATION_HORIZONS) of the training part `values` (time, targets), each forecasting the
+    horizon after it; {} when fewer than 2 such origins leave 2 seasons (and 10 steps) of history before
+    them. A method whose forecasts are not finite scores infinity."""
+    n = len(values)
+    earliest = max(2 * max(season, 1) + 2, 10)
+    origins = np.array([n - k * horizon for k in range(VALIDATION_HORIZONS, 0, -1) if n - k * horizon >= earliest])
+    if len(origins) < 2:
+        return {}
+    y = values[origins[:, None] + np.arange(horizon)[None, :]]  # (origins, horizon, targets)
+    out = {}
+    for m, f in zip(CLASSICAL, classical(values, origins, horizon, season, log, CLASSICAL)):
+        err = np.abs(f - y)
+        out[m] = float(err.mean()) if np.isfinite(err).all() else float("inf")
+    return out
 
 
 def classical(values: np.ndarray, origins: np.ndarray, horizon: int, season: int, log: bool,

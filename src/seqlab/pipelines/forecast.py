@@ -130,7 +130,8 @@ class Forecaster(BacktestMixin, Pipeline):
             auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback)})")
         if m.window_norm is None and auto.window_norm == "season" and lookback < s.season:
             auto.window_norm = "last"
-        methods, why = combine.choose(m.combine, before_test)
+        methods, why = combine.choose(m.combine, before_test, s.values[:before_test], m.horizon, s.season,
+                                      bool(auto.log_scale))
         auto.reasons.append(why)
         if auto.reasons:
             log(auto.line() + " (set any of them to choose)")
