@@ -9,6 +9,8 @@ is left out because SST's sentences, the test ones included, come from it; the S
 (model selection) are left out too.
   vectors  word2vec (gensim, `pip install gensim==4.4.0`): skip-gram, 300 dimensions, window 5, 10 epochs,
            written as word2vec text (data/w2v.txt), given to `--embeddings`
+  spacy    spaCy's en_core_web_md vectors (300 dimensions, trained on billions of web tokens; the pipeline
+           directory from PyPI, benchmarks/pretrained_vectors.py), given to `--embeddings`
   ulmfit   a word-level LSTM LM (2x256, embed 300, locked dropout, weight drop 0.3) pretrained on the text
            for --lm-minutes, then `--init-from` with --lr-decay-per-layer 2.6, --gradual-unfreeze,
            --schedule slanted and concat pooling
@@ -30,6 +32,7 @@ from seqlab.data import read_table
 from seqlab.pipelines import LM, Classifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrained_vectors import spacy_md  # noqa: E402
 from sentiment_table import DATA, prepare  # noqa: E402  (the SST-2 test file made readable)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +69,8 @@ def word2vec(text: Path, out: Path, threads: int) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated rows: random, vectors, ulmfit, lm-init (default: all)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated rows: random, vectors, spacy, ulmfit, lm-init (default: all)")
     ap.add_argument("--minutes", type=float, default=6.0, help="training budget of each classifier")
     ap.add_argument("--lm-minutes", type=float, default=10.0, help="pretraining budget of the LM")
     ap.add_argument("--threads", type=int, default=1)
@@ -79,13 +83,15 @@ def main() -> int:
     d = a.runs / "data"
     d.mkdir(parents=True, exist_ok=True)
     text = unlabeled(d)
-    rows = {"random": {}, "vectors": None, "ulmfit": None, "lm-init": None}
+    rows = {"random": {}, "vectors": None, "spacy": None, "ulmfit": None, "lm-init": None}
     only = [x for x in a.only.split(",") if x] or list(rows)
     if "vectors" in only:
         w2v = d / "w2v.txt"
         if not w2v.exists():
             word2vec(text, w2v, a.threads)
         rows["vectors"] = {"embeddings": str(w2v)}
+    if "spacy" in only:
+        rows["spacy"] = {"embeddings": str(spacy_md())}
     if "ulmfit" in only or "lm-init" in only:
         lm_dir = a.runs / "lm"
         if not (lm_dir / "best").is_dir():
