@@ -16,6 +16,9 @@ is left out because SST's sentences, the test ones included, come from it; the S
            --schedule slanted and concat pooling
   lm-init  the same LM, `--init-from` and concat pooling, every layer trained from the start at one
            learning rate (the classifier's linear schedule)
+  lm-init-bi, ulmfit-bi  ULMFiT's bidirectional setup: the same LM and a backward one (`backward=True`, the
+           same settings and budget), `--init-from` and `--init-from-backward`: two members, one reading each
+           text from its end, their probabilities averaged (at the same --minutes, so each member gets half)
 Every classifier: 2-layer unidirectional LSTM, hidden 256, embed 300, 4 epochs or --minutes, whichever
 ends first, best checkpoint by dev accuracy (evaluated every 300 steps), test accuracy of that one.
 Results: runs/transfer/<run>/table_row.json and a markdown table on stdout.
@@ -70,7 +73,8 @@ def word2vec(text: Path, out: Path, threads: int) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="",
-                    help="comma-separated rows: random, vectors, spacy, ulmfit, lm-init (default: all)")
+                    help="comma-separated rows: random, vectors, spacy, ulmfit, lm-init, lm-init-bi, ulmfit-bi "
+                         "(default: all)")
     ap.add_argument("--minutes", type=float, default=6.0, help="training budget of each classifier")
     ap.add_argument("--lm-minutes", type=float, default=10.0, help="pretraining budget of the LM")
     ap.add_argument("--threads", type=int, default=1)
@@ -83,7 +87,8 @@ def main() -> int:
     d = a.runs / "data"
     d.mkdir(parents=True, exist_ok=True)
     text = unlabeled(d)
-    rows = {"random": {}, "vectors": None, "spacy": None, "ulmfit": None, "lm-init": None}
+    rows = {"random": {}, "vectors": None, "spacy": None, "ulmfit": None, "lm-init": None, "lm-init-bi": None,
+            "ulmfit-bi": None}
     only = [x for x in a.only.split(",") if x] or list(rows)
     if "vectors" in only:
         w2v = d / "w2v.txt"
@@ -92,14 +97,23 @@ def main() -> int:
         rows["vectors"] = {"embeddings": str(w2v)}
     if "spacy" in only:
         rows["spacy"] = {"embeddings": str(spacy_md())}
-    if "ulmfit" in only or "lm-init" in only:
-        lm_dir = a.runs / "lm"
+    lm_dirs = {}  # the forward LM for every row that starts from one, the backward LM too for the -bi rows
+    need = {False: any(r.startswith(("ulmfit", "lm-init")) for r in only), True: any(r.endswith("-bi") for r in only)}
+    for backward in (False, True):
+        if not need[backward]:
+            continue
+        lm_dirs[backward] = lm_dir = a.runs / ("lm-backward" if backward else "lm")
         if not (lm_dir / "best").is_dir():
             LM.fit(text, level="word", lowercase=True, layers=2, hidden=256, embed=300, locked_dropout=True,
                    dropout=0.4, embed_dropout=0.1, weight_drop=0.3, seq_len=48, batch=32, time=a.lm_minutes,
-                   threads=a.threads, out=lm_dir, overwrite=True)
-        rows["ulmfit"] = {"init_from": str(lm_dir), **ULMFIT}
-        rows["lm-init"] = {"init_from": str(lm_dir), **LM_INIT}
+                   threads=a.threads, out=lm_dir, overwrite=True, backward=backward)
+    if False in lm_dirs:
+        rows["ulmfit"] = {"init_from": str(lm_dirs[False]), **ULMFIT}
+        rows["lm-init"] = {"init_from": str(lm_dirs[False]), **LM_INIT}
+    if True in lm_dirs:
+        pair = {"init_from": str(lm_dirs[False]), "init_from_backward": str(lm_dirs[True])}
+        rows["ulmfit-bi"] = {**pair, **ULMFIT}
+        rows["lm-init-bi"] = {**pair, **LM_INIT}
     for name in only:
         settings = {**MODEL, **rows[name], "time": a.minutes, "threads": a.threads}
         print(f"$ Classifier.fit({files['train'].name}, dev={files['dev'].name}, "

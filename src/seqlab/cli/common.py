@@ -90,6 +90,11 @@ def add_vector_args(p: argparse.ArgumentParser, finetune: bool = False) -> None:
     g.add_argument("--init-from", metavar="LM_RUN", default=None,
                    help="start from a word-level language model (a `seqlab lm train` run): its embedding and "
                         "encoder, mapped onto this vocabulary by token; sizes and cell come from the LM")
+    g.add_argument("--init-from-backward", metavar="LM_RUN", default=None,
+                   help="with --init-from: a backward LM (`seqlab lm train --backward` on the same kind of text); a "
+                        "classifier gains a second member reading each text from its end, started from it, and "
+                        "averages the two (ULMFiT's bidirectional setup); a tagger reads its outputs beside the "
+                        "forward LM's")
     g.add_argument("--lr-decay-per-layer", type=float, default=1.0,
                    help="discriminative learning rates: each layer group below the top trains at --lr divided by "
                         "this once more (ULMFiT: 2.6) (default: %(default)s)")

@@ -66,7 +66,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     pipe = LM.load(a.model, a.device)
     kw = dict(length=a.length, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed,
               greedy=a.greedy)
-    if a.num == 1:  # stream the sample as it is written
+    if a.num == 1 and not pipe.backward:  # stream the sample as it is written
         pipe.encode_prime(a.prime)  # a bad prime fails before anything is printed
         sep = "" if pipe.level == "char" or not a.prime else " "
         sys.stdout.write(a.prime + sep)
@@ -77,6 +77,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
         pipe.generate(a.prime, **kw, on_token=write)
         sys.stdout.write("\n")
+        return 0
+    if a.num == 1:  # a backward LM: the text before the prime, whole once it is written
+        print(pipe.generate(a.prime, **kw))
         return 0
     for k, text in enumerate(pipe.generate(a.prime, n=a.num, **kw)):
         print(f"=== sample {k + 1} ===\n{text}")
@@ -120,6 +123,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init-from", metavar="LM_RUN", default=None,
                    help="continue this LM (a `seqlab lm train` run) on --data: its level, tokenizer, cell and sizes; "
                         "the vocabulary of --data, rows of tokens the LM knew copied, new ones at the mean embedding")
+    t.add_argument("--backward", action="store_true",
+                   help="read the text from its end to its start: a backward LM, which `classify train "
+                        "--init-from-backward` pairs with a forward one (ULMFiT's bidirectional setup); eval reads "
+                        "texts backward too, and generate writes the text that leads up to --prime")
     common.add_train_args(t, epochs=10, batch=32, lr=6e-3, schedule="cosine", amp="auto")
     t.add_argument("--sample-every", type=int, default=0, metavar="N",
                    help="print a short sample (200 characters, or 50 words) after every N-th evaluation, to watch "

@@ -18,6 +18,11 @@ cross-entropy (`member_logits`; the parameters are disjoint, so this is the same
 and `forward` returns the log of their averaged probabilities, which softmax, argmax and export read
 as logits. On small text sets a word's polarity carries most of the signal, which the bag learns directly
 and the recurrent model learns noisily; the average beats either alone there.
+
+With `backward=True` a second recurrent member (its own encoder and output layer, the same sizes) reads
+each text from its last token to its first (`reverse_padded`): ULMFiT's bidirectional setup, where a
+classifier fine-tuned from a forward LM and one from a backward LM average their predictions. Members
+are then [forward, backward] (and the bag last), averaged the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqlab.models.bag import BagOfEmbeddings
-from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
+from seqlab.models.encoder import EncoderConfig, RecurrentEncoder, reverse_padded
 
 POOLINGS = ("last", "mean", "max", "concat")
 
@@ -43,6 +48,7 @@ class ClassifierConfig:
     head_dropout: float = 0.0
     bag: bool = False  # average with a bag-of-embeddings member (see the module docstring)
     bag_buckets: int = 0  # the bag member's hashed bigram embeddings (0: tokens only); see models/bag.py
+    backward: bool = False  # a second recurrent member reading each text backward (see the module docstring)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,6 +84,12 @@ class TextClassifier(nn.Module):
         self.dropout = nn.Dropout(cfg.head_dropout)
         width = 3 if cfg.pooling == "concat" else 1
         self.out = nn.Linear(width * cfg.encoder.output_dim, cfg.num_classes)
+        self.back_encoder = self.back_out = None
+        if cfg.backward:
+            if cfg.num_classes < 2:
+                raise ValueError("a backward member averages class probabilities; regression has none")
+            self.back_encoder = RecurrentEncoder(cfg.encoder)
+            self.back_out = nn.Linear(width * cfg.encoder.output_dim, cfg.num_classes)
         self.bag = None
         if cfg.bag:
             if cfg.encoder.vocab_size == 0:
@@ -88,9 +100,11 @@ class TextClassifier(nn.Module):
             self.bag = BagOfEmbeddings(e.vocab_size, e.embed_dim, cfg.num_classes, e.pad_id, e.embed_dropout,
                                        cfg.head_dropout, cfg.bag_buckets)
 
-    def _logits(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        """The recurrent member: (batch, time) ids -> (batch, num_classes) logits."""
-        enc = self.encoder(ids, lengths)
+    def _logits(self, ids: torch.Tensor, lengths: torch.Tensor | None, backward: bool = False) -> torch.Tensor:
+        """A recurrent member (the forward one, or the backward one reading the texts reversed):
+        (batch, time) ids -> (batch, num_classes) logits."""
+        encoder, out = (self.back_encoder, self.back_out) if backward else (self.encoder, self.out)
+        enc = encoder(reverse_padded(ids, lengths) if backward else ids, lengths)
         if self.cfg.pooling == "last":
             pooled = enc.final_hidden()
         elif self.cfg.pooling == "concat":
@@ -98,17 +112,20 @@ class TextClassifier(nn.Module):
                                 pool(enc.outputs, lengths, "mean")], -1)
         else:
             pooled = pool(enc.outputs, lengths, self.cfg.pooling)
-        return self.out(self.dropout(pooled))
+        return out(self.dropout(pooled))
 
     def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Each member's own logits, [(batch, num_classes), ...]: one member, or [recurrent, bag]."""
-        first = self._logits(ids, lengths)
-        return [first] if self.bag is None else [first, self.bag(ids, lengths)]
+        """Each member's own logits, [(batch, num_classes), ...]: the recurrent member, then the backward
+        one and the bag where the model has them."""
+        members = [self._logits(ids, lengths)]
+        if self.back_encoder is not None:
+            members.append(self._logits(ids, lengths, backward=True))
+        return members if self.bag is None else [*members, self.bag(ids, lengths)]
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """ids (batch, time) [or features (batch, time, input_dim)], lengths (batch,)
-        -> logits (batch, num_classes); with a bag member, log of the members' mean probabilities."""
-        if self.bag is None:
+        -> logits (batch, num_classes); with more members, log of their mean probabilities."""
+        if self.bag is None and self.back_encoder is None:
             return self._logits(ids, lengths)
         members = torch.stack([F.log_softmax(x.float(), -1) for x in self.member_logits(ids, lengths)])
         return torch.logsumexp(members, 0) - math.log(len(members))  # (batch, num_classes)

@@ -237,3 +237,14 @@ class RecurrentEncoder(nn.Module):
         if isinstance(state, tuple):
             return [tuple(s[i * d : (i + 1) * d] for s in state) for i in range(n)]
         return [state[i * d : (i + 1) * d] for i in range(n)]
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Each sequence of x (batch, time[, features]) reversed over its first lengths[b] steps, the padding
+    after them left in place -> (batch, time[, features]); without lengths, every row reversed whole."""
+    if lengths is None:
+        return x.flip(1)
+    t = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, time)
+    n = lengths.to(x.device)[:, None]  # (batch, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (batch, time)
+    return x.gather(1, idx if x.dim() == 2 else idx[..., None].expand_as(x))

@@ -4,6 +4,7 @@
     [+ character features of each word (batch, time, char_out): a char BiLSTM or a char CNN]
     [+ case pattern embedding (batch, time, case_dim), when words are lower-cased]
     [+ a pretrained word-level LM's encoder over the words (batch, time, lm_hidden): `lm`, TagLM-style]
+    [+ a backward LM's, reading each sentence from its end, re-reversed to the words' order: `lm_back`]
       -> concatenated (batch, time, input_dim) -> shared RecurrentEncoder (BiLSTM)
       -> dropout -> linear -> emissions (batch, time, num_tags)
       -> softmax per token (cross-entropy; argmax), or a CRF over the sentence (NLL; Viterbi)
@@ -25,7 +26,7 @@ from torch import nn
 
 from seqlab.data.batching import BucketBatcher, pad_batch
 from seqlab.models.crf import CRF, lengths_to_mask
-from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
+from seqlab.models.encoder import EncoderConfig, RecurrentEncoder, reverse_padded
 
 CHAR_FEATURES = ("none", "lstm", "cnn")
 CASES = ("<pad>", "lower", "Title", "UPPER", "mIxed", "digits", "has-digit", "other")
@@ -70,6 +71,7 @@ class TaggerConfig:
     pad_id: int = 0
     unk_id: int = 1
     lm: EncoderConfig | None = None  # a pretrained LM's encoder over the word vocabulary (seqlab.pipelines.lm_transfer)
+    lm_back: EncoderConfig | None = None  # beside `lm`: a backward LM's encoder, reading each sentence from its end
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,7 +79,8 @@ class TaggerConfig:
     @classmethod
     def from_json(cls, d: dict) -> TaggerConfig:
         lm = EncoderConfig(**d["lm"]) if d.get("lm") else None
-        return cls(**{**d, "encoder": EncoderConfig(**d["encoder"]), "lm": lm})
+        back = EncoderConfig(**d["lm_back"]) if d.get("lm_back") else None
+        return cls(**{**d, "encoder": EncoderConfig(**d["encoder"]), "lm": lm, "lm_back": back})
 
 
 @dataclass
@@ -184,6 +187,7 @@ class Tagger(nn.Module):
             self.chars = CharCNN(cfg.char_vocab, cfg.char_dim, cfg.char_out)
         self.case = nn.Embedding(len(CASES), cfg.case_dim, padding_idx=0) if cfg.case_dim else None
         self.lm = RecurrentEncoder(cfg.lm) if cfg.lm is not None else None
+        self.lm_back = RecurrentEncoder(cfg.lm_back) if cfg.lm_back is not None else None
         self.encoder = RecurrentEncoder(cfg.encoder)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.encoder.output_dim, cfg.num_tags)
@@ -192,7 +196,8 @@ class Tagger(nn.Module):
     @property
     def input_dim(self) -> int:
         c = self.cfg
-        return c.word_dim + (c.char_out if c.char != "none" else 0) + c.case_dim + (c.lm.output_dim if c.lm else 0)
+        lms = sum(e.output_dim for e in (c.lm, c.lm_back) if e is not None)
+        return c.word_dim + (c.char_out if c.char != "none" else 0) + c.case_dim + lms
 
     def features(self, b: TagBatch) -> torch.Tensor:
         """The encoder's input: (batch, time, input_dim)."""
@@ -211,6 +216,9 @@ class Tagger(nn.Module):
             parts.append(self.case(b.case))
         if self.lm is not None:
             parts.append(self.lm(words, b.lengths).outputs)
+        if self.lm_back is not None:  # read from the end; its output at step t has seen words t..end
+            back = self.lm_back(reverse_padded(words, b.lengths), b.lengths).outputs
+            parts.append(reverse_padded(back, b.lengths))
         return torch.cat(parts, -1)
 
     def forward(self, b: TagBatch) -> torch.Tensor:

@@ -153,10 +153,11 @@ class Classifier(Pipeline):
                                seed=cfg.train.seed, rows=rows)
         buckets = m.bag_buckets if m.bag_buckets is not None or not bag else bigram_buckets(batches.seqs)
         mcfg = ClassifierConfig(enc, 1 if dc.regression else len(label_vocab), pooling, m.dropout, bag,
-                                buckets if bag else 0)
+                                buckets if bag else 0, bool(m.init_from_backward))
         torch.manual_seed(cfg.train.seed)
         pipe.model = TextClassifier(mcfg)
-        apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder)
+        apply_pretrained(pipe.model.encoder.embedding, vocab, m, log, encoder=pipe.model.encoder,
+                         back_encoder=pipe.model.back_encoder)
         if bag and m.embeddings:  # the user's vectors start both members
             pipe.model.bag.embedding.weight.data.copy_(pipe.model.encoder.embedding.weight.data)
             pipe.model.bag.embedding.weight.requires_grad_(not m.freeze_embeddings)
@@ -179,7 +180,8 @@ class Classifier(Pipeline):
             "no early stop"
         log(f"model {m.cell} {m.layers}x{m.hidden}{' bidirectional' if m.bidirectional else ''}, "
             f"{'' if dc.features else f'embed {m.embed}, embed dropout {m.embed_dropout}, '}dropout {m.dropout}, "
-            f"{pooling} pooling{' + a bag of embeddings' if bag else ''}; {tcfg.epochs or 'time-limited'} epochs, "
+            f"{pooling} pooling{' + a backward member' if mcfg.backward else ''}"
+            f"{' + a bag of embeddings' if bag else ''}; {tcfg.epochs or 'time-limited'} epochs, "
             f"{stop}, best by dev "
             f"{'MAE' if dc.regression else 'accuracy (ties: dev loss)'}")
         metric, mode = ("mae", "min") if dc.regression else ("accuracy", "max")
@@ -302,8 +304,9 @@ class Classifier(Pipeline):
 
     def readout(self, text: str) -> Readout:
         """One output, the class scores of the whole text (logits (n, 1, classes)); a regression model's
-        one raw value. With a bag member, the recurrent member's scores: the bag reads its own embedding
-        table, which the backward view and saliency (differentiating the encoder's inputs) do not see."""
+        one raw value. With a bag or backward member, the forward recurrent member's scores: the others read
+        their own embedding tables, which the backward view and saliency (differentiating the encoder's
+        inputs) do not see."""
         if self.vocab is None:
             raise UserError("this classifier reads numeric feature sequences, not text; the backward view "
                             "shows text models")
@@ -313,7 +316,8 @@ class Classifier(Pipeline):
             return model.member_logits(ids.expand(n, -1), torch.full((n,), len(ids)))[0][:, None, :]
 
         labels = list(self.labels.itos) if self.labels is not None else ["value"]
-        what = "the whole text" + (f" (the {self.model.cfg.encoder.cell} member)" if self.model.bag is not None else "")
+        alone = self.model.bag is None and self.model.back_encoder is None
+        what = "the whole text" + ("" if alone else f" (the forward {self.model.cfg.encoder.cell} member)")
         return Readout(self.model, self.model.encoder, [shown(t) for t in self.vocab.decode(ids.tolist())], ids,
                        run, [what], labels, [-1], 0, [0], regression=self.labels is None)
 

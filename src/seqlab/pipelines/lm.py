@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from seqlab.data import Vocab, tokenizer_from_json
@@ -68,6 +69,7 @@ from seqlab.pipelines.lm_corpus import (
     Validation,
     auto_valid_tokens,
     encode_text,
+    oriented,
     prepare_corpus,
     read_source,
     score,
@@ -125,14 +127,18 @@ class LM(Pipeline):
                                 pretrained_tokenizer(m))
         tok, vocab = corpus.tokenizer, corpus.vocab
         data = {"level": dc.level, "lowercase": dc.lowercase, "encoding": dc.encoding, "seq_len": dc.seq_len,
-                "min_freq": dc.min_freq, "max_vocab": dc.max_vocab, "subword_vocab": dc.subword_vocab}
+                "min_freq": dc.min_freq, "max_vocab": dc.max_vocab, "subword_vocab": dc.subword_vocab,
+                "backward": dc.backward}
         enc = replace(m.encoder_config(len(vocab), vocab.pad_id), weight_drop=m.weight_drop,
                       embed_row_dropout=m.embed_row_dropout)  # AWD-LSTM's regularisers (off by default)
         mcfg = ModelConfig(enc, not m.no_tie, m.dropout, m.ar, m.tar)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(tok, vocab, LanguageModel(mcfg), data, cfg)
         apply_pretrained(None, vocab, m, log, lm_model=pipe.model)
-        train_ids = corpus.check(tcfg.batch_size, dc.seq_len, dc.level)
+        train_ids = oriented(corpus.check(tcfg.batch_size, dc.seq_len, dc.level), dc.backward)
+        if dc.backward:  # the held-out text is scored in the same direction
+            corpus = replace(corpus, train=train_ids, valid=oriented(corpus.valid, True))
+            log("backward: the model reads the text from its end to its start (each token from the ones after it)")
         batches = StreamBatcher(train_ids, tcfg.batch_size, dc.seq_len, len(vocab), corpus.store.name)
         cap = cfg.train.valid_tokens or auto_valid_tokens(pipe.model, len(corpus.valid) - 1, cfg.train.time)
         validation = Validation(corpus, dc.level, cfg.train.valid_streams, cap)
@@ -178,6 +184,11 @@ class LM(Pipeline):
     def level(self) -> str:
         return self.tokenizer.kind
 
+    @property
+    def backward(self) -> bool:
+        """Whether the model reads text from its end to its start (`seqlab lm train --backward`)."""
+        return bool(self.data.get("backward", False))
+
     def encode(self, text: str) -> torch.Tensor:
         """The whole text as token ids (n,); unknown tokens become <unk>."""
         return torch.tensor(self.vocab.encode(text_tokens(self.tokenizer, text)), dtype=torch.long)
@@ -207,8 +218,8 @@ class LM(Pipeline):
         in the vocabulary (an empty prime starts after a newline). Word/subword: <eos> (a line
         start) and the prime's tokens, unknown words as <unk>."""
         if self.level != "char":
-            return [self.vocab.eos_id, *self.vocab.encode(self.tokenizer.tokenize(prime))]
-        chars = self.tokenizer.tokenize(prime)
+            return [self.vocab.eos_id, *self._read_order(self.vocab.encode(self.tokenizer.tokenize(prime)))]
+        chars = self._read_order(self.tokenizer.tokenize(prime))
         if not chars:  # start after a newline, or (a text without any) at its most frequent character
             return [self.vocab.stoi.get("\n", len(self.vocab.specials))]
         unknown = sorted({c for c in chars if c not in self.vocab.stoi or c in self.vocab.specials})
@@ -218,11 +229,16 @@ class LM(Pipeline):
                             "remove or replace them")
         return self.vocab.encode(chars)
 
+    def _read_order(self, items: list) -> list:
+        """Tokens of a text in the order the model reads them (reversed for a backward LM)."""
+        return items[::-1] if self.backward else items
+
     # ---- generation --------------------------------------------------------------------------
     def generate(self, prime: str = "", length: int = 200, temperature: float = 0.8, top_k: int | None = None,
                  top_p: float | None = None, seed: int | None = None, n: int = 1, *, greedy: bool = False,
                  on_token: Callable[[str], None] | None = None) -> str | list[str]:
-        """New text continuing `prime`: the prime followed by `length` generated tokens.
+        """New text continuing `prime`: the prime followed by `length` generated tokens (a backward LM
+        writes the `length` tokens before the prime, returned in reading order, the prime at the end).
 
         temperature > 0 (below 1 safer, above 1 more random); top_k: sample among the k most likely
         tokens (None: all); top_p: nucleus sampling in (0, 1] (None: 1, all); seed: reproducible
@@ -240,13 +256,16 @@ class LM(Pipeline):
         prime_ids = self.encode_prime(prime)
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         on_step = None
-        if on_token is not None and n == 1:
+        if on_token is not None and n == 1 and not self.backward:  # a backward sample is whole only at the end
             def on_step(t, tokens):
                 on_token(self.token_text(int(tokens[0])))
         rows = sample_tokens(self.model, prime_ids, length, n, temperature, top_k, top_p, gen, greedy, on_step,
                              banned=self.banned_ids)
         sep = "" if self.level == "char" or not prime else " "
-        texts = [prime + sep + self.decode(row) for row in rows]
+        texts = [self.decode(row.tolist()[::-1]) + prime if self.backward else prime + sep + self.decode(row)
+                 for row in rows]
+        if on_token is not None and n == 1 and self.backward:
+            on_token(texts[0])
         return texts[0] if n == 1 else texts
 
     predict = generate  # the surface every pipeline shares
@@ -262,13 +281,14 @@ class LM(Pipeline):
         all); with `dynamic` = (segment, lr), under dynamic evaluation (models/dynamic_eval.py)."""
         ids, chars, name = encode_text(data, self.tokenizer, self.vocab, encoding or self.data.get("encoding", "utf-8"),
                                        source or "the text")
+        ids = oriented(ids, self.backward)
         source = source or name
         if len(ids) < 2:
             raise UserError(f"{source}: {len(ids)} token, too short to score; give at least 2 tokens")
         if not dynamic:
             return score(self.model, ids, chars, self.level, self.vocab.unk_id, streams=streams,
                          max_tokens=max_tokens, exact=exact)
-        ids = torch.from_numpy(ids[: max_tokens + 1] if max_tokens else ids).long()
+        ids = torch.from_numpy(np.ascontiguousarray(ids[: max_tokens + 1] if max_tokens else ids)).long()
         nll, n = dynamic_nll(self.model, ids, *dynamic)
         chars = n if self.level == "char" else chars
         unk = float((ids == self.vocab.unk_id).float().mean())
@@ -277,11 +297,11 @@ class LM(Pipeline):
     # ---- files ---------------------------------------------------------------------------------
     def input_ids(self, text: str) -> torch.Tensor:
         """The model's input for `text` (time,): its characters (char level), or <eos> (a line start)
-        and its tokens (word/subword), unknown tokens as <unk>."""
+        and its tokens (word/subword), unknown tokens as <unk>; a backward LM's in reverse order."""
         if self.level == "char":
-            ids = self.encode(text)
+            ids = oriented(self.encode(text), self.backward)
         else:
-            ids = torch.tensor([self.vocab.eos_id, *self.vocab.encode(self.tokenizer.tokenize(text))])
+            ids = torch.tensor([self.vocab.eos_id, *self._read_order(self.vocab.encode(self.tokenizer.tokenize(text)))])
         if len(ids) == 0:
             raise UserError("the text is empty; type at least one character")
         return ids

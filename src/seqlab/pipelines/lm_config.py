@@ -51,6 +51,7 @@ class LMData(Config):
     encoding: str = "utf-8"
     seq_len: int = num(64, 1)  # tokens per stream per step; gradients flow back at most this far
     cache: str | None = None  # token store directory; None: OUT/tokens (files of 4 MB and more)
+    backward: bool = False  # read the text from its end to its start: a backward LM (ULMFiT's bidirectional setup)
 
 
 @dataclass

@@ -117,6 +117,12 @@ class Corpus:
         return self.train
 
 
+def oriented(ids, backward: bool):
+    """`ids` as the model reads them: as they are, or (a backward LM) from the last token to the first. A
+    memory map stays a memory map (a view with a negative stride, read window by window)."""
+    return ids.flip(0) if backward and torch.is_tensor(ids) else ids[::-1] if backward else ids
+
+
 def _cache_for(src: TextSource, cache: Path | None, explicit: bool) -> Path | None:
     if src.path is None or cache is None:
         return None

@@ -127,10 +127,13 @@ def encoder_groups(enc: RecurrentEncoder) -> list[list[nn.Parameter]]:
     return groups + [g for g in per if g]
 
 
-def layer_groups(model: nn.Module, encoder: RecurrentEncoder, bottom=()) -> list[list[nn.Parameter]]:
+def layer_groups(model: nn.Module, *encoders: RecurrentEncoder | None, bottom=()) -> list[list[nn.Parameter]]:
     """ULMFiT's layer groups of `model`, bottom to top: `bottom` parameters (e.g. a tagger's own word
-    embedding), the encoder's groups, then every other parameter of `model` (the task's head) on top."""
-    groups = ([list(bottom)] if bottom else []) + encoder_groups(encoder)
+    embedding), the encoders' groups (of two encoders, a forward and a backward one, merged level by level:
+    both embeddings, both first layers, ...), then every other parameter of `model` (the task's head) on top."""
+    per = [encoder_groups(e) for e in encoders if e is not None]
+    merged = [[p for g in per for p in (g[k] if k < len(g) else [])] for k in range(max(map(len, per)))]
+    groups = ([list(bottom)] if bottom else []) + merged
     seen = {id(p) for g in groups for p in g}
     return groups + [[p for p in model.parameters() if id(p) not in seen]]
 
@@ -139,8 +142,8 @@ def tagger_groups(model) -> list[list[nn.Parameter]]:
     """A tagger's layer groups: its LM's (embedding, layers), or without one its own word embedding and
     encoder layers; the rest of the tagger on top."""
     if model.lm is not None:
-        return layer_groups(model, model.lm)
-    return layer_groups(model, model.encoder, [model.embedding.weight])
+        return layer_groups(model, model.lm, model.lm_back)
+    return layer_groups(model, model.encoder, bottom=[model.embedding.weight])
 
 
 def discriminative(groups: list[list[nn.Parameter]], decay: float) -> list[dict]:

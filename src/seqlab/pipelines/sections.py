@@ -52,6 +52,7 @@ class FinetuneSettings(VectorSettings):
     """Word vectors, or a pretrained LM's embedding and encoder, and how to fine-tune them (ULMFiT)."""
 
     init_from: str | None = None  # a word-level `seqlab lm train` run (or checkpoint) to start from
+    init_from_backward: str | None = None  # beside init_from: a backward LM (`lm train --backward`); ULMFiT's bi setup
     lr_decay_per_layer: float = num(1.0, 1.0)  # layer group k below the top trains at lr / decay**k (ULMFiT: 2.6)
     gradual_unfreeze: bool = False  # epoch 1 trains the top group only, each later epoch one more group
 

@@ -202,13 +202,14 @@ class Tagger(Pipeline):
         words = Vocab.build(([norm(w) for w in s] for s in tr_words), dc.min_freq, dc.max_vocab)
         chars = Vocab.build(ch for s in tr_words for ch in s) if m.char_features != "none" else None
         case_dim, lm_enc = 8 if dc.lowercase else 0, pretrained_encoder_config(m, words, m.dropout)  # LM or None
-        in_dim = m.embed + (m.char_out if chars else 0) + case_dim + (lm_enc.output_dim if lm_enc else 0)
+        lm_back = pretrained_encoder_config(m, words, m.dropout, backward=True)  # a backward LM or None
+        in_dim = m.embed + (m.char_out if chars else 0) + case_dim + sum(e.output_dim for e in (lm_enc, lm_back) if e)
         mcfg = TaggerConfig(m.encoder_config(0, 0, input_dim=in_dim), len(words), m.embed, len(tags),
                             m.char_features, len(chars) if chars else 0, m.char_dim, m.char_out, case_dim, m.crf,
-                            m.dropout, m.word_dropout, words.pad_id, words.unk_id, lm=lm_enc)
+                            m.dropout, m.word_dropout, words.pad_id, words.unk_id, lm=lm_enc, lm_back=lm_back)
         torch.manual_seed(cfg.train.seed)
         pipe = cls(words, chars, tags, TaggerModel(mcfg), data, cfg)
-        apply_pretrained(pipe.model.embedding, words, m, log, encoder=pipe.model.lm)
+        apply_pretrained(pipe.model.embedding, words, m, log, encoder=pipe.model.lm, back_encoder=pipe.model.lm_back)
         batches = pipe.batches(tr_words, tr_tags, tcfg.batch_size, shuffle=True, seed=cfg.train.seed)
 
         def eval_fn(model):
