@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqlab.cli import main
-from seqlab.data.vectors import init_embedding, read_vectors, vector_dim
+from seqlab.data.vectors import init_embedding, load_vectors, read_vectors, vector_dim
 from seqlab.data.vocab import Vocab
 from seqlab.errors import UserError
 from seqlab.pipelines import Classifier, Tagger, Translator
@@ -56,6 +56,17 @@ def test_duplicates_keep_the_first_vector_and_are_counted(tmp_path):
     vecs = read_vectors(path, VOCAB)
     np.testing.assert_allclose(vecs.found[4], VECS["good"])
     assert vecs.duplicates == 1 and "1 words listed twice" in vecs.summary()
+
+
+def test_words_sharing_one_vector_are_counted_and_named_in_the_summary(tmp_path):
+    same = {"good": [1.0, 0.5, 0.0], "bad": [1.0, 0.5, 0.0], "film": [0.0, 2.0, 1.0], "plot": [0.0, 2.0, 1.0]}
+    emb = torch.nn.Embedding(len(VOCAB), 3)
+    vecs = load_vectors(emb, VOCAB, glove(tmp_path / "pruned.txt", same))
+    assert vecs.shared == 4 and vecs.shared_pair == ("good", "bad")
+    assert "4 of the found words share their exact vector" in vecs.summary()
+    assert "frozen they stay indistinguishable" in vecs.summary(frozen=True)
+    distinct = load_vectors(emb, VOCAB, glove(tmp_path / "v.txt"))
+    assert distinct.shared == 0 and "share" not in distinct.summary()
 
 
 def test_cased_file_serves_a_lower_cased_vocabulary(tmp_path):

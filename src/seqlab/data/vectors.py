@@ -46,7 +46,9 @@ class Vectors:
 
     found: {vocabulary id: (dim,) float32 vector}; words: vocabulary tokens looked up (specials not
     counted); by_lower: how many of `found` came by the lower-case fallback; duplicates: words the
-    file lists more than once (the first vector is kept); file_words: vectors in the file."""
+    file lists more than once (the first vector is kept); file_words: vectors in the file; shared: found
+    words whose vector is exactly another found word's (a pruned table such as spaCy's en_core_web_md maps
+    many words onto one vector, "good" and "bad" among them), with one such pair as `shared_pair`."""
 
     path: str
     fmt: str
@@ -56,16 +58,40 @@ class Vectors:
     by_lower: int = 0
     duplicates: int = 0
     file_words: int = 0
+    shared: int = 0
+    shared_pair: tuple[str, str] | None = None
+
+    def count_shared(self, vocab: Vocab) -> None:
+        """Set `shared` and `shared_pair` (the two most frequent tokens of one shared vector, by vocab order)."""
+        if len(self.found) < 2:
+            return
+        ids = sorted(self.found)
+        _, group, size = np.unique(np.stack([self.found[i] for i in ids]), axis=0, return_inverse=True,
+                                   return_counts=True)
+        group = group.reshape(-1)
+        self.shared = int((size[group] > 1).sum())
+        first: dict[int, int] = {}
+        for i, g in zip(ids, group.tolist()):
+            if size[g] > 1 and g in first:
+                self.shared_pair = (vocab.itos[first[g]], vocab.itos[i])
+                return
+            first.setdefault(g, i)
 
     @property
     def coverage(self) -> float:
         return len(self.found) / self.words if self.words else 0.0
 
-    def summary(self) -> str:
+    def summary(self, frozen: bool = False) -> str:
         lower = f", {self.by_lower} by their lower-cased form" if self.by_lower else ""
         dup = f"; {self.duplicates} words listed twice kept their first vector" if self.duplicates else ""
+        shared = ""
+        if self.shared:
+            a, b = self.shared_pair or ("", "")
+            shared = (f"; {self.shared:,} of the found words share their exact vector with another ({a!r} and {b!r} "
+                      "among them): a pruned table, " + ("and frozen they stay indistinguishable (drop "
+                      "--freeze-embeddings to let training part them)" if frozen else "which training parts"))
         return (f"{self.path}: {self.file_words:,} {self.fmt} vectors of {self.dim}; {self.coverage:.0%} of the "
-                f"vocabulary found ({len(self.found):,} of {self.words:,}{lower}){dup}")
+                f"vocabulary found ({len(self.found):,} of {self.words:,}{lower}){dup}{shared}")
 
 
 def _open(path: Path):
@@ -244,5 +270,6 @@ def load_vectors(emb: torch.nn.Embedding, vocab: Vocab, path: str | Path, freeze
                  lowercase_fallback: bool = True) -> Vectors:
     """`read_vectors` + `init_embedding`: what `--embeddings FILE` does to a model's embedding."""
     vecs = read_vectors(path, vocab, lowercase_fallback)
+    vecs.count_shared(vocab)
     init_embedding(emb, vecs, freeze)
     return vecs

@@ -142,7 +142,7 @@ def apply_pretrained(emb, vocab: Vocab | None, m, log: Callable[[str], None], en
     if not getattr(m, "embeddings", None):
         return
     vecs = load_vectors(emb, vocab, m.embeddings, m.freeze_embeddings)
-    log(f"embeddings {vecs.summary()}{'; frozen' if m.freeze_embeddings else ''}")
+    log(f"embeddings {vecs.summary(m.freeze_embeddings)}{'; frozen' if m.freeze_embeddings else ''}")
 
 
 def _copy_into(dst, vocab: Vocab, m, path: str, lm, log) -> None:
