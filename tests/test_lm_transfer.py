@@ -3,6 +3,7 @@ models, discriminative learning rates, gradual unfreezing, the slanted triangula
 
 import math
 import random
+import shutil
 
 import pytest
 import torch
@@ -192,3 +193,15 @@ def test_lm_continues_on_new_text_with_its_vocabulary_mapped(lm_run):
                   **{**QUIET, "log": lines.append})
     assert more.level == "word" and more.config.model.hidden == 12 and "zebra" in more.vocab
     assert any("init from" in ln for ln in lines)
+
+
+def test_open_lm_reads_a_directory_once_until_its_files_change(tmp_path):
+    from seqlab.pipelines.lm_transfer import open_lm
+
+    text = "\n".join(LINES * 20) + "\n"
+    first = LM.fit(text, level="word", hidden=6, embed=6, epochs=1, seq_len=8, batch=4, **QUIET)
+    path = first.save(tmp_path / "lm")
+    assert open_lm(path) is open_lm(str(path))  # one read for the several questions a fit asks
+    shutil.rmtree(path)
+    LM.fit(text, level="word", hidden=8, embed=8, epochs=1, seq_len=8, batch=4, **QUIET).save(path)
+    assert open_lm(path).model.cfg.encoder.hidden == 8  # retrained in place: read again

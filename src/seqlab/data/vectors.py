@@ -62,20 +62,15 @@ class Vectors:
     shared_pair: tuple[str, str] | None = None
 
     def count_shared(self, vocab: Vocab) -> None:
-        """Set `shared` and `shared_pair` (the two most frequent tokens of one shared vector, by vocab order)."""
-        if len(self.found) < 2:
-            return
-        ids = sorted(self.found)
-        _, group, size = np.unique(np.stack([self.found[i] for i in ids]), axis=0, return_inverse=True,
-                                   return_counts=True)
-        group = group.reshape(-1)
-        self.shared = int((size[group] > 1).sum())
-        first: dict[int, int] = {}
-        for i, g in zip(ids, group.tolist()):
-            if size[g] > 1 and g in first:
-                self.shared_pair = (vocab.itos[first[g]], vocab.itos[i])
-                return
-            first.setdefault(g, i)
+        """Set `shared` and `shared_pair` (the first two tokens, in vocabulary order, to share a vector)."""
+        by_vector: dict[bytes, list[int]] = {}
+        for i in sorted(self.found):
+            by_vector.setdefault(self.found[i].tobytes(), []).append(i)
+        groups = [g for g in by_vector.values() if len(g) > 1]
+        self.shared = sum(map(len, groups))
+        if groups:
+            first = min(groups, key=lambda g: g[1])
+            self.shared_pair = (vocab.itos[first[0]], vocab.itos[first[1]])
 
     @property
     def coverage(self) -> float:

@@ -218,8 +218,8 @@ class LM(Pipeline):
         in the vocabulary (an empty prime starts after a newline). Word/subword: <eos> (a line
         start) and the prime's tokens, unknown words as <unk>."""
         if self.level != "char":
-            return [self.vocab.eos_id, *self._read_order(self.vocab.encode(self.tokenizer.tokenize(prime)))]
-        chars = self._read_order(self.tokenizer.tokenize(prime))
+            return [self.vocab.eos_id, *oriented(self.vocab.encode(self.tokenizer.tokenize(prime)), self.backward)]
+        chars = oriented(self.tokenizer.tokenize(prime), self.backward)
         if not chars:  # start after a newline, or (a text without any) at its most frequent character
             return [self.vocab.stoi.get("\n", len(self.vocab.specials))]
         unknown = sorted({c for c in chars if c not in self.vocab.stoi or c in self.vocab.specials})
@@ -228,10 +228,6 @@ class LM(Pipeline):
             raise UserError(f"--prime has characters the model never saw in training ({shown}); "
                             "remove or replace them")
         return self.vocab.encode(chars)
-
-    def _read_order(self, items: list) -> list:
-        """Tokens of a text in the order the model reads them (reversed for a backward LM)."""
-        return items[::-1] if self.backward else items
 
     # ---- generation --------------------------------------------------------------------------
     def generate(self, prime: str = "", length: int = 200, temperature: float = 0.8, top_k: int | None = None,
@@ -301,7 +297,7 @@ class LM(Pipeline):
         if self.level == "char":
             ids = oriented(self.encode(text), self.backward)
         else:
-            ids = torch.tensor([self.vocab.eos_id, *self._read_order(self.vocab.encode(self.tokenizer.tokenize(text)))])
+            ids = torch.tensor(self.encode_prime(text))  # <eos> and the tokens, as a prime
         if len(ids) == 0:
             raise UserError("the text is empty; type at least one character")
         return ids

@@ -118,8 +118,9 @@ class Corpus:
 
 
 def oriented(ids, backward: bool):
-    """`ids` as the model reads them: as they are, or (a backward LM) from the last token to the first. A
-    memory map stays a memory map (a view with a negative stride, read window by window)."""
+    """`ids` (a tensor, array, memory map or list of tokens) as the model reads them: as they are, or (a
+    backward LM) from the last token to the first. A memory map stays a memory map (a view with a negative
+    stride, read window by window)."""
     return ids.flip(0) if backward and torch.is_tensor(ids) else ids[::-1] if backward else ids
 
 

@@ -14,8 +14,10 @@ tokenizers (and taggers), a char or subword LM a task of the same level (its tok
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -29,7 +31,24 @@ STRUCTURE = {"cell": "cell", "layers": "layers", "hidden": "hidden", "embed": "e
 
 
 def open_lm(path):
-    """The LM pipeline of a run or checkpoint directory (its eager model, not an exported stand-in)."""
+    """The LM pipeline of a run or checkpoint directory (its eager model, not an exported stand-in).
+
+    A task's fit asks for its LMs several times (sizes, tokenizer, checks, the copy): each is read once
+    while the files of its directory (and of the directories in it) are unchanged. Callers copy from it
+    and never change it."""
+    return _open_lm(str(path), _stamp(Path(path)))
+
+
+def _stamp(p: Path) -> tuple:
+    """What tells a changed (retrained, replaced) LM directory from the one read before."""
+    if not p.is_dir():
+        return (str(p),)
+    files = [f for d in (p, *(d for d in p.iterdir() if d.is_dir())) for f in d.iterdir() if f.is_file()]
+    return (str(p.resolve()), *sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=2)  # a forward and a backward LM
+def _open_lm(path: str, stamp: tuple):
     from seqlab.models.language_model import LanguageModel
     from seqlab.pipelines.lm import LM
 
