@@ -144,8 +144,8 @@ def _last(loader, n: int):
 
 
 def _no_freq(y: pd.Series) -> pd.Series:
-    """The series with its index's freq dropped (build_series re-infers it; a quarterly index pinned to
-    QS-JAN against the inferred QS-OCT fails in data/timeseries.py: a bug left for its owner)."""
+    """The series with its index's freq dropped, so build_series infers the frequency as it does for a CSV
+    (a QS-JAN-pinned index once failed there against the inferred QS-OCT; it trains now either way)."""
     return pd.Series(y.to_numpy(), index=pd.DatetimeIndex(y.index.to_numpy()), name=y.name)
 
 
