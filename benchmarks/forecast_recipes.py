@@ -53,14 +53,6 @@ RECIPES = {"forecaster": None, "global": {}, "global-gaussian": {"loss": "gaussi
 LONG = {"temperatures": 0.99, "sunspots-monthly": 0.86}  # forecast_table.py --defaults: the network alone there
 
 
-def load(name: str):
-    if name in ft.DEFAULTS:
-        data, horizon, extra = ft.DEFAULTS[name]
-        return data, horizon, extra
-    loader, horizon, _ = ft.CHECK[name]
-    return loader(), horizon, {}
-
-
 def classical(name: str, out: Path) -> dict:
     """The defaults' choices and the classical forecasts at both sets of test origins (cached)."""
     from seqlab.forecast import combine
@@ -70,7 +62,7 @@ def classical(name: str, out: Path) -> dict:
     if path.exists():
         z = np.load(path)
         return {k: z[k] for k in z.files} | {"verr": json.loads(str(z["verr"])), "scaler": json.loads(str(z["scaler"]))}
-    data, H, extra = load(name)
+    data, H, extra = ft.series_of(name)
     pipe = Forecaster.fit(data, horizon=H, threads=1, save_every=0, log=lambda *_: None, combine="none",
                           intervals="gaussian", epochs=1, ensemble=1, **extra)
     d, v = pipe.data, pipe.series.values
@@ -88,10 +80,11 @@ def classical(name: str, out: Path) -> dict:
 
 def network(recipe: str, name: str, c: dict, seed: int) -> dict:
     """{stride key: the recipe's forecasts (origins, horizon, 1) in the series' units}."""
-    data, H, extra = load(name)
+    H = int(c["H"])
     if RECIPES[recipe] is None:
         from seqlab.pipelines import Forecaster
 
+        data, _, extra = ft.series_of(name)
         pipe = Forecaster.fit(data, horizon=H, threads=1, save_every=0, log=lambda *_: None, combine="none",
                               intervals="gaussian", seed=seed, **extra)
         assert pipe.data["test_start"] == int(c["test_start"])
@@ -114,7 +107,7 @@ def ratios(c: dict, net: dict) -> dict:
     """{"alone"/"combined" + stride key: MASE / MASE(best classical)}."""
     from seqlab.data.timeseries import Scaler
     from seqlab.forecast import combine
-    from seqlab.metrics.forecast import mase_scale
+    from seqlab.metrics.forecast import mase, mase_scale
 
     sc = Scaler.from_json(c["scaler"])
     v, H, ts = c["values"], int(c["H"]), int(c["test_start"])
@@ -126,7 +119,7 @@ def ratios(c: dict, net: dict) -> dict:
     for k in ("h", "1"):
         o, other = c[f"origins{k}"], c[f"classical{k}"]
         y = v[o[:, None] + np.arange(H)[None, :]]
-        score = lambda f, y=y: float(np.mean(np.abs(y - f) / scale))  # noqa: E731
+        score = lambda f, y=y: mase(y, f, scale)  # noqa: E731
         best = min(score(f) for f in other)
         both = sc.inverse(combine.average(sc.transform(net[k]), other[rows], sc))
         out[f"alone{k}"], out[f"combined{k}"] = score(net[k]) / best, score(both) / best

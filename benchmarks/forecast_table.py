@@ -163,6 +163,15 @@ CHECK = {
 }
 
 
+def series_of(name: str):
+    """(data, horizon, extra Forecaster.fit settings) of a DEFAULTS or CHECK series (ImportError: its
+    wheel, e.g. pmdarima, is not installed)."""
+    if name in DEFAULTS:
+        return DEFAULTS[name]
+    loader, horizon, _ = CHECK[name]
+    return loader(), horizon, {}
+
+
 def _statsmodels_macro(column: str):
     from seqlab.forecast.datasets import DATASETS
 
@@ -188,15 +197,11 @@ def defaults_table(names: list[str], out: Path, threads: int, check: bool = Fals
     results = json.loads(path.read_text()) if path.exists() else {}
     methods = _baselines()
     for name in names:
-        if check:
-            loader, horizon, _ = CHECK[name]
-            try:
-                data, extra = loader(), {}
-            except ImportError as e:
-                print(f"{name}: skipped ({e})", file=sys.stderr)
-                continue
-        else:
-            data, horizon, extra = DEFAULTS[name]
+        try:
+            data, horizon, extra = series_of(name)
+        except ImportError as e:
+            print(f"{name}: skipped ({e})", file=sys.stderr)
+            continue
         lines = []
         t = time.perf_counter()
         fc = Forecaster.fit(data, horizon=horizon, threads=threads, save_every=0, log=lines.append, **extra)
