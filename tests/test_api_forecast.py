@@ -35,7 +35,8 @@ def test_fit_on_a_list_with_a_season_in_memory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     y = _monthly().to_list()
     fc = Forecaster.fit(y, season=12, **TINY, **QUIET)
-    assert fc.data["season"] == 12 and fc.data["data"] == "the series" and fc.results["dev_mae"] >= 0
+    assert fc.data["season"] == 12 and fc.data["data"] == "the series" and fc.data["network"] == "scaled"
+    assert fc.data["dev_start"] == fc.data["test_start"]  # the scaled network: no dev part, a fixed schedule
     p = fc.predict(3)
     assert list(p.time) == [120, 121, 122] and list(p.columns[:3]) == ["time", "target", "forecast"]
     assert fc.predict(origin=100).actual.notna().all()  # from inside the series: the actual values are known
@@ -72,7 +73,7 @@ def test_checkpoint_holds_its_series_predict_from_elsewhere_after_the_csv_is_gon
     assert main(["forecast", "train", "--data", "elec.csv", "--horizon", "6", "--lookback", "24", "--hidden", "8",
                  "--epochs", "2", "--save-every", "0", "--threads", "1", "--out", "fc/runs/elec"]) == 0
     results = json.loads((work / "fc/runs/elec/results.json").read_text())
-    assert {"best_dev_mae_scaled", "dev_mae", "test_start", "steps"} <= set(results)
+    assert {"best_dev_mae_scaled", "test_start", "steps"} <= set(results)
     assert (work / "fc/runs/elec/run.yaml").is_file()
     capsys.readouterr()
     assert main(["forecast", "predict", "--model", "fc/runs/elec", "--json"]) == 0
@@ -118,15 +119,24 @@ def test_config_round_trips_and_names_bad_parameters():
 def test_lookback_from_the_data_lets_a_short_series_train(capsys):
     """6 years of monthly data, a 12-step horizon: a fixed lookback of 36 could not train at all."""
     lines = []
-    fc = Forecaster.fit(_monthly(72), horizon=12, hidden=8, epochs=2, threads=1, save_every=0, log=lines.append)
+    std = {"network": "standard", "hidden": 8, "threads": 1, "save_every": 0}
+    fc = Forecaster.fit(_monthly(72), horizon=12, epochs=2, log=lines.append, **std)
     assert fc.lookback == 23  # three seasons would be 36; 46 training steps leave room for 23 + 12 windows
     assert any("lookback 23 (3 seasons of 12 would be 36" in line for line in lines)
     assert len(fc.predict()) == 12
-    long = Forecaster.fit(_monthly(240), horizon=12, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
+    long = Forecaster.fit(_monthly(240), horizon=12, epochs=1, **std, **QUIET)
     assert long.lookback == 36  # a long monthly series: three seasons
     quarterly = pd.Series(np.arange(60.0) % 4 + 10, index=pd.date_range("2000-01", periods=60, freq="QS"))
-    q = Forecaster.fit(quarterly, horizon=8, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
+    q = Forecaster.fit(quarterly, horizon=8, epochs=1, **std, **QUIET)
     assert q.lookback == 12 and q.data["season"] == 4
+    # the scaled network (the default here) reads two horizons, at least a season and a step, within the room
+    lines.clear()
+    sc = Forecaster.fit(_monthly(72), horizon=12, hidden=8, epochs=1, threads=1, save_every=0, log=lines.append)
+    assert sc.data["network"] == "scaled" and sc.lookback == 24
+    assert any("lookback 24 (2 horizons of 12, at least a season of 12 + 1)" in line for line in lines)
+    short = Forecaster.fit(_monthly(48), horizon=12, hidden=8, epochs=1, threads=1, save_every=0, **QUIET)
+    assert short.lookback == 36 - 12 - 11  # 36 training steps: a lookback of 13 leaves 12 windows
+    assert len(sc.predict()) == 12 and len(short.predict()) == 12
 
 
 def test_default_eval_fits_the_test_part_the_defaults_chose(tmp_path, capsys):

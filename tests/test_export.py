@@ -51,6 +51,9 @@ MODELS = {  # name: (task, model config, data)
                                                                  "seq2seq", "none", "mean"), {}),
     "forecast-window-norm-season": ("forecast", ForecasterConfig(enc(vocab_size=0, input_dim=1), 1, 0, 6,
                                                                  window_norm="season", season=12), {}),
+    "forecast-window-scaled-median": ("forecast", ForecasterConfig(enc(vocab_size=0, input_dim=1, cell="gru"), 1, 0, 4,
+                                                                   ensemble=3, input_scale="window", point="median"),
+                                      {}),
 }
 
 

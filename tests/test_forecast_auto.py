@@ -48,9 +48,11 @@ def test_choices_and_given_settings_win():
 def test_fit_records_and_prints_what_it_chose():
     y = pd.Series(MULTIPLICATIVE, index=pd.date_range("2000-01", periods=144, freq="MS"))
     lines = []
-    fc = Forecaster.fit(y, horizon=12, hidden=8, epochs=1, threads=1, save_every=0, log=lines.append)
+    fc = Forecaster.fit(y, horizon=12, hidden=8, epochs=1, threads=1, save_every=0, network="standard",
+                        log=lines.append)
     assert fc.data["log_scale"] and fc.data["window_norm"] == "season" and fc.data["calendar"]
     assert fc.data["ensemble"] == 5 and fc.model.cfg.ensemble == 5 and fc.model.cfg.window_norm == "season"
+    assert fc.data["network"] == "standard" and fc.model.cfg.encoder.cell == "lstm" and fc.data["dev_start"] < 115
     assert any(line.startswith("defaults from the data: season 12") for line in lines)
     fixed = Forecaster.fit(y, horizon=12, hidden=8, epochs=1, threads=1, save_every=0, window_norm="last",
                            ensemble=1, log_scale=False, calendar=False, log=lambda s: None)

@@ -166,7 +166,7 @@ def test_calibration_never_reads_the_test_part():
     np.testing.assert_array_equal(tables[0].scores, tables[1].scores)
     np.testing.assert_array_equal(tables[0].scale, tables[1].scale)
     dev_only = Forecaster.fit(y, horizon=6, hidden=8, epochs=2, ensemble=1, threads=1, save_every=0,
-                              calibration_folds=0, **QUIET).conformal
+                              calibration_folds=0, network="standard", **QUIET).conformal
     assert dev_only.source == "the dev part" and dev_only.n < tables[0].n
 
 

@@ -54,9 +54,9 @@ def add_encoder_args(p: argparse.ArgumentParser, hidden: int = 256, embed: int =
     """Encoder flags. `auto` names flags whose default the task decides later (None until then),
     mapping each to the text its help shows as the default."""
     g = p.add_argument_group("recurrent encoder")
-    g.add_argument("--cell", choices=CELLS, default="lstm",
+    g.add_argument("--cell", choices=CELLS, default=None if "cell" in (auto or {}) else "lstm",
                    help="recurrent cell: rnn (tanh), rnn_relu, lstm, gru, or none (bag of embeddings) "
-                        "(default: %(default)s)")
+                        f"(default: {(auto or {}).get('cell', '%(default)s')})")
     g.add_argument("--layers", type=int, default=1, help="stacked layers (default: %(default)s)")
     shown = {"hidden": hidden, "embed": embed} | (auto or {})
     g.add_argument("--hidden", type=int, default=None if "hidden" in (auto or {}) else hidden,
@@ -103,8 +103,10 @@ def add_vector_args(p: argparse.ArgumentParser, finetune: bool = False) -> None:
 
 
 def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64, lr: float = 2e-3,
-                   schedule: str = "constant", amp: str = "none", lr_help: str | None = None) -> None:
-    """Training flags; a task that picks the learning rate itself passes lr=None and `lr_help`."""
+                   schedule: str | None = "constant", amp: str = "none", lr_help: str | None = None,
+                   schedule_help: str | None = None) -> None:
+    """Training flags; a task that picks the learning rate (schedule) itself passes lr=None and `lr_help`
+    (schedule=None and `schedule_help`)."""
     g = p.add_argument_group("training")
     g.add_argument("--out", required=True, type=out_dir_arg, help="run directory for checkpoints, logs and plots")
     g.add_argument("--epochs", type=int, default=None,
@@ -120,7 +122,7 @@ def add_train_args(p: argparse.ArgumentParser, epochs: int = 10, batch: int = 64
                    help="clip the global gradient norm to this; 0 = no clipping (default: %(default)s)")
     g.add_argument("--schedule", choices=SCHEDULES, default=schedule,
                    help="learning-rate schedule over all steps; slanted: ULMFiT's slanted triangle, up over the "
-                        "first 10%%, then down to 1/32 of --lr (default: %(default)s)")
+                        f"first 10%%, then down to 1/32 of --lr (default: {schedule_help or '%(default)s'})")
     g.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (default: %(default)s)")
     g.add_argument("--patience", type=int, default=3,
                    help="stop after this many dev evaluations without improvement; 0 = never "

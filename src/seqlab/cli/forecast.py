@@ -19,6 +19,7 @@ import numpy as np
 from seqlab.cli import common, forecast_many
 from seqlab.data.timeseries import FILLS, TimeSeries
 from seqlab.forecast import datasets
+from seqlab.forecast.auto import NETWORKS
 from seqlab.forecast.baselines import BASELINES, FUNCTIONS
 from seqlab.forecast.conformal import parse_quantiles
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS
@@ -167,21 +168,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     forecast_many.add_args(t)
     g = t.add_argument_group("forecast setup")
     g.add_argument("--horizon", type=int, default=12, help="steps forecast at once (default: %(default)s)")
+    g.add_argument("--network", choices=NETWORKS, default=None,
+                   help="scaled: the series divided by its classical seasonal indices and each window by its mean "
+                        "(one target, no covariates); standard: the standardised series with calendar features "
+                        "(default: scaled for a positive series of one target without covariates under 2,000 "
+                        "training steps, else standard)")
     g.add_argument("--lookback", type=int, default=None,
                    help="past steps the model reads (default: from the data: three seasons, or two horizons "
-                        "without a season, shortened where the training part is short)")
+                        "without a season (the scaled network: two horizons, at least a season + 1), shortened "
+                        "where the training part is short)")
     g.add_argument("--test", type=int, default=None,
                    help="steps at the end kept out of training for eval (default: 20%% of the series)")
     g.add_argument("--test-start", default=None, help="first time of the test part (instead of --test)")
     g.add_argument("--dev", type=int, default=None,
                    help="steps before the test part used to pick the best epoch; 0 = none, keep the last "
-                        "epoch (default: 10%% of the rest, at least --horizon)")
+                        "epoch (default: 10%% of the rest, at least --horizon; none for the scaled network)")
     g.add_argument("--log", dest="log_scale", action=argparse.BooleanOptionalAction, default=None,
                    help="model the log of the series (default: when the series is positive and its seasonal "
                         "swing grows with its level)")
     g.add_argument("--calendar", action=argparse.BooleanOptionalAction, default=None,
                    help="add the position in the season (e.g. month of year) as known covariates "
-                        "(default: when the series is seasonal)")
+                        "(default: when the series is seasonal, except for the scaled network)")
     g.add_argument("--decoder", choices=DECODERS, default="direct",
                    help="direct: all steps from the final state at once; seq2seq: a decoder RNN step by step "
                         "(default: %(default)s)")
@@ -191,14 +198,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--window-norm", choices=WINDOW_NORMS, default=None,
                    help="subtract each input window's last value or mean before the model, add it back after; "
                         "season: add the output to the value one season earlier (default: season for a "
-                        "seasonal series, else last)")
+                        "seasonal series with the standard network, else last)")
     g.add_argument("--teacher-forcing", type=float, default=1.0,
                    help="seq2seq: share of decoder steps fed the true previous value in training "
                         "(default: %(default)s)")
     g.add_argument("--ensemble", type=int, default=None,
                    help="train this many independently initialised networks together and forecast with their "
-                        "mixture (a deep ensemble; steadier on short series) (default: 5 below 2,000 training "
-                        "steps, else 1)")
+                        "mixture (a deep ensemble; steadier on short series) (default: 3 for the scaled network, "
+                        "their median; else 5 below 2,000 training steps, else 1)")
     g.add_argument("--combine", default=None,
                    help="average the network's forecast with classical models refitted on the same history: some "
                         "of ets,arima,theta, or none (default below 2,000 training steps: the two of the three with "
@@ -213,8 +220,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="conformal: rolling-origin refits on the training part whose errors calibrate the "
                         "intervals (each one more training run); 0: this model's errors on the dev part "
                         "(default: %(default)s)")
-    common.add_encoder_args(t, hidden=64)
-    common.add_train_args(t, epochs=100, batch=32, lr=2e-3)
+    common.add_encoder_args(t, hidden=64, auto={"cell": "gru for the scaled network, else lstm"})
+    common.add_train_args(t, epochs=100, batch=32, lr=None, lr_help="0.005 for the scaled network, else 0.002",
+                          schedule=None, schedule_help="cosine for the scaled network, else constant")
     common.apply_config_defaults(t, ForecastConfig)
     t.set_defaults(func=cmd_train)
 

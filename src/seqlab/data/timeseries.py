@@ -287,6 +287,12 @@ class Scaler:
         v = z * np.asarray(self.std) + np.asarray(self.mean)
         return np.exp(v) if self.log else v
 
+    def transform_sd(self, centre: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        """The standard deviation in scaled units of a forecast centred at `centre` with `sd` in the
+        series' units: sd / std, and for log values sd / (centre * std) (the delta method)."""
+        sd = np.asarray(sd) / np.asarray(self.std)
+        return sd / np.maximum(centre, 1e-300) if self.log else sd
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -295,24 +301,31 @@ class Scaler:
         return cls(**d)
 
 
+def season_position(index: pd.Index, freq: str | None) -> np.ndarray:
+    """(time,) int64: a calendar count of each step (months since year 0 for monthly data, quarters,
+    weeks or days since 1970, hours otherwise; the step number without times), so `k % season` is the
+    position within the season, the same for a step whichever series or window it is read from."""
+    if isinstance(index, pd.RangeIndex):
+        return np.asarray(index, dtype=np.int64)
+    if not isinstance(index, pd.DatetimeIndex):
+        return np.arange(len(index), dtype=np.int64)
+    f = (freq or "").upper().lstrip("0123456789")
+    if f.startswith("M"):
+        k = index.year * 12 + index.month - 1
+    elif f.startswith("Q"):
+        k = index.year * 4 + index.quarter - 1
+    elif f.startswith("W"):
+        k = (index - pd.Timestamp("1970-01-01")).days // 7
+    elif f.startswith(("D", "B")):
+        k = (index - pd.Timestamp("1970-01-01")).days
+    else:
+        k = (index - pd.Timestamp("1970-01-01")).total_seconds() // 3600
+    return np.asarray(k, dtype=np.int64)
+
+
 def calendar_features(index: pd.Index, freq: str | None, season: int) -> np.ndarray:
     """(time, 2): sine and cosine of the position within the season (month of year for monthly data)."""
     if season <= 1:
         return np.zeros((len(index), 0))
-    if isinstance(index, pd.DatetimeIndex):
-        f = (freq or "").upper().lstrip("0123456789")
-        if f.startswith("M"):
-            k = index.year * 12 + index.month - 1
-        elif f.startswith("Q"):
-            k = index.year * 4 + index.quarter - 1
-        elif f.startswith("W"):
-            k = (index - pd.Timestamp("1970-01-01")).days // 7
-        elif f.startswith(("D", "B")):
-            k = (index - pd.Timestamp("1970-01-01")).days
-        else:
-            k = (index - pd.Timestamp("1970-01-01")).total_seconds() // 3600
-        k = np.asarray(k, dtype=np.int64)
-    else:
-        k = np.arange(len(index))
-    phase = 2 * np.pi * (k % season) / season
+    phase = 2 * np.pi * (season_position(index, freq) % season) / season
     return np.stack([np.sin(phase), np.cos(phase)], 1)

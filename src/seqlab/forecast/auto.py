@@ -9,7 +9,12 @@ config and printed at the start of training; a setting the user gives always win
     amplitude_grows(y, m)    positive series whose seasonal swing grows with its level (a log helps)
     season_anchors(y, m, h)  the seasonal naive forecast beats the naive one on the training part (else a
                              trend dominates the season: normalise windows by their last value)
-    choose(...)              -> Choices: season, log_scale, window_norm, calendar, ensemble, reasons
+    choose(...)              -> Choices: season, network, log_scale, window_norm, calendar, ensemble, reasons
+
+The network: 'scaled' for a short positive series of one target without covariates (the recipe of
+the M3 global model on one series: divided by its classical seasonal indices, each window scaled by
+its mean, 3 GRUs, cosine schedule, no dev part; see seqlab.pipelines.forecast), else 'standard'
+(standardised series, calendar features, season-aware window norm, early stopping on a dev part).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 ENSEMBLE_BELOW = 2000  # training steps under which a deep ensemble of 5 is cheap and steadies the forecast
+SCALED_BELOW = 2000  # training steps under which the 'scaled' network is the default
+NETWORKS = ("scaled", "standard")
 
 
 def acf(y: np.ndarray, max_lag: int) -> np.ndarray:
@@ -79,6 +86,7 @@ def season_anchors(y: np.ndarray, m: int, horizon: int) -> bool:
 @dataclass
 class Choices:
     season: int
+    network: str
     log_scale: bool
     window_norm: str
     calendar: bool
@@ -89,12 +97,32 @@ class Choices:
         return "defaults from the data: " + "; ".join(self.reasons)
 
 
+def choose_network(train: np.ndarray, plain: bool, window_norm=None, calendar=None) -> tuple[str, str | None]:
+    """(network, why): 'scaled' for a `plain` series (one target, no covariates, the direct decoder)
+    whose training part is positive and shorter than SCALED_BELOW, unless the window norm or calendar
+    features the user set are the standard network's; else 'standard'."""
+    if not plain or window_norm not in (None, "last") or calendar:
+        return "standard", None
+    if len(train) >= SCALED_BELOW:
+        return "standard", None
+    if not len(train) or np.min(train) <= 0:
+        return "standard", "network standard (the series is not positive: windows are not scaled by their mean)"
+    return "scaled", (f"network scaled (a short positive series, {len(train)} training steps: the season divided out, "
+                      "each window by its mean)")
+
+
 def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, calendar=None, ensemble=None,
-           season_given: bool = False, lookback: int | None = None, horizon: int | None = None) -> Choices:
+           season_given: bool = False, lookback: int | None = None, horizon: int | None = None,
+           network: str | None = None, plain: bool = False) -> Choices:
     """Fill the settings left None from the training part `train` (n,) of the first target.
     `season`: the period from the frequency (or the user's --season when `season_given`); `horizon`
-    (when given) lets the window norm check that the season, not the trend, is the better anchor."""
+    (when given) lets the window norm check that the season, not the trend, is the better anchor;
+    `plain`: one target, no covariates and the direct decoder (what the 'scaled' network forecasts)."""
     reasons = []
+    if network is None:
+        network, why = choose_network(train, plain, window_norm, calendar)
+        if why:
+            reasons.append(why)
     if season > 1 and not season_given:
         if not is_seasonal(train, season):
             reasons.append(f"no season (the differences' autocorrelation at lag {season} is not significant)")
@@ -105,6 +133,12 @@ def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, 
         log_scale = amplitude_grows(train, season)
         if log_scale:
             reasons.append("log scale (positive, the seasonal swing grows with the level)")
+    if network == "scaled":  # the series is deseasonalised, not given calendar features; 3 members
+        window_norm = window_norm or "last"
+        calendar = bool(calendar)
+        if ensemble is None:
+            ensemble = 3
+            reasons.append("ensemble 3 (the median of 3 GRUs)")
     if window_norm is None:
         window_norm = "season" if season > 1 and (lookback is None or lookback >= season) else "last"
         if window_norm == "season" and horizon and not season_anchors(train, season, horizon):
@@ -119,4 +153,4 @@ def choose(train: np.ndarray, season: int, *, log_scale=None, window_norm=None, 
     if ensemble is None:
         ensemble = 5 if len(train) < ENSEMBLE_BELOW else 1
         reasons.append(f"ensemble {ensemble} ({len(train)} training steps)")
-    return Choices(season, bool(log_scale), window_norm, bool(calendar), int(ensemble), reasons)
+    return Choices(season, network, bool(log_scale), window_norm, bool(calendar), int(ensemble), reasons)

@@ -174,7 +174,7 @@ def parse_quantiles(spec) -> tuple[float, ...]:
 
 def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.ndarray | None, int, int]:
     """Rolling-origin residuals for calibrating `pipe` (a trained Forecaster) on the training part:
-    `folds` refits with its settings (lookback, season, log, window norm, ensemble pinned), the k-th on
+    `folds` refits with its settings (lookback, season, network, log, window norm, ensemble pinned), the k-th on
     the steps before test_start - k * block, each scored on the `block` steps after its own end, so no
     residual comes from a model fitted (or early-stopped) on its target. In pipe's scaled units.
     (residuals (origins, horizon, targets) or None when no fold fits, the folds fitted, block)."""
@@ -182,6 +182,7 @@ def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.
     block = max(H, round(0.1 * test_start))
     pinned = {"test": block, "test_start": None, "lookback": L, "season": d["season"], "log_scale": d["log_scale"],
               "window_norm": d["window_norm"], "calendar": d["calendar"], "ensemble": d["ensemble"],
+              "network": d.get("network", "standard"),
               "intervals": "gaussian", "save_every": 0, "combine": ",".join(d.get("combine") or ()) or "none"}
     target = pipe.scaler.transform(s.values)
     out = []

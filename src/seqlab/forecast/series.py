@@ -161,21 +161,27 @@ def split_series(s: TimeSeries, horizon: int, lookback: int, test: int | None = 
     return test_at - dev, test_at
 
 
-def _preferred_lookback(season: int, horizon: int) -> int:
+def _preferred_lookback(season: int, horizon: int, network: str = "standard") -> int:
+    if network == "scaled":  # the M3 global model's: two horizons, and at least one season and a step
+        return max(2 * horizon, season + 1 if season > 1 else 1)
     return 3 * season if season > 1 else max(2 * horizon, 8)
 
 
 def auto_lookback(s: TimeSeries, horizon: int, test: int | None = None, test_start: str | None = None,
-                  dev: int | None = None) -> int:
+                  dev: int | None = None, network: str = "standard") -> int:
     """The lookback the data allows: three seasons (without a season, two horizons and at least 8
-    steps), but never so long that the training part holds fewer than `horizon` windows (a 72-point
-    monthly series with a 12-step horizon trains on 23 steps of history rather than not at all)."""
+    steps; the 'scaled' network: two horizons and at least a season and a step), but never so long that
+    the training part holds fewer than `horizon` windows (a 72-point monthly series with a 12-step
+    horizon trains on 23 steps of history rather than not at all)."""
     dev_start, _ = split_series(s, horizon, 1, test, test_start, dev)
     room = dev_start - horizon - (horizon - 1)  # the lookback that leaves `horizon` training windows
-    return max(1, min(_preferred_lookback(s.season, horizon), room))
+    return max(1, min(_preferred_lookback(s.season, horizon, network), room))
 
 
-def lookback_reason(s: TimeSeries, horizon: int, lookback: int) -> str:
-    want = _preferred_lookback(s.season, horizon)
-    why = f"3 seasons of {s.season}" if s.season > 1 else f"2 horizons of {horizon}"
+def lookback_reason(s: TimeSeries, horizon: int, lookback: int, network: str = "standard") -> str:
+    want = _preferred_lookback(s.season, horizon, network)
+    if network == "scaled":
+        why = f"2 horizons of {horizon}" + (f", at least a season of {s.season} + 1" if s.season > 1 else "")
+    else:
+        why = f"3 seasons of {s.season}" if s.season > 1 else f"2 horizons of {horizon}"
     return why if lookback == want else f"{why} would be {want}, but the training part only allows {lookback}"

@@ -13,6 +13,11 @@ the range seen in training is still forecast from where it is now. With 'season'
 taken relative to the last value too, but the forecast is added to the value one season earlier:
 the network learns what changes from one season to the next (seasonal naive is its zero output).
 
+Window scaling (input_scale 'window', as the global forecaster does for many series): each window's
+targets are divided by their mean absolute value before anything else and the forecast multiplied
+back, so the network sees every window at the same size (a series times 1000 is forecast times 1000).
+The loss is then taken in window units (ForecastOutput.window).
+
 The Gaussian head is trained by negative log-likelihood; mean +- z * scale gives the intervals.
 With `ensemble` K > 1 the model holds K independently initialised members (encoder + head each),
 trained side by side, each on its own loss; the forecast is their equal-weight mixture (a deep
@@ -34,6 +39,8 @@ from seqlab.models.encoder import EncoderConfig, RecurrentEncoder
 DECODERS = ("direct", "seq2seq")
 LIKELIHOODS = ("gaussian", "none")
 WINDOW_NORMS = ("last", "mean", "season", "none")
+INPUT_SCALES = ("none", "window")
+POINTS = ("mean", "median")
 
 
 @dataclass
@@ -52,6 +59,8 @@ class ForecasterConfig:
     head_dropout: float = 0.0
     season: int = 1
     ensemble: int = 1
+    input_scale: str = "none"
+    point: str = "mean"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -63,12 +72,14 @@ class ForecasterConfig:
 
 class ForecastOutput(NamedTuple):
     """mean (batch, horizon, targets); scale (batch, horizon, targets) or None without a likelihood;
-    members_mean / members_scale (members, batch, horizon, targets): each ensemble member's own."""
+    members_mean / members_scale (members, batch, horizon, targets): each ensemble member's own;
+    window (batch, 1, targets): each window's scale with input_scale 'window' (all in the input's units)."""
 
     mean: torch.Tensor
     scale: torch.Tensor | None
     members_mean: torch.Tensor | None = None
     members_scale: torch.Tensor | None = None
+    window: torch.Tensor | None = None
 
 
 class _Member(nn.Module):
@@ -137,7 +148,8 @@ class Forecaster(nn.Module):
         super().__init__()
         enc = cfg.encoder
         for name, value, choices in (("decoder", cfg.decoder, DECODERS), ("likelihood", cfg.likelihood, LIKELIHOODS),
-                                     ("window_norm", cfg.window_norm, WINDOW_NORMS)):
+                                     ("window_norm", cfg.window_norm, WINDOW_NORMS),
+                                     ("input_scale", cfg.input_scale, INPUT_SCALES), ("point", cfg.point, POINTS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         if enc.vocab_size or enc.input_dim != cfg.targets + cfg.covariates:
@@ -163,6 +175,12 @@ class Forecaster(nn.Module):
         d, b = cfg.targets, x.shape[0]
         if future is None:
             future = x.new_zeros(b, cfg.horizon, cfg.covariates)
+        window = None
+        if cfg.input_scale == "window":  # (batch, 1, targets): each window's mean |target|, 1 where that is 0
+            window = x[..., :d].abs().mean(1, keepdim=True)
+            window = torch.where(window > 0, window, torch.ones_like(window))
+            x = torch.cat([x[..., :d] / window, x[..., d:]], -1)
+            y = None if y is None else y / window
         level = x[:, -1:, :d]  # (batch, 1, targets)
         if cfg.window_norm == "mean":
             level = x[:, :, :d].mean(1, keepdim=True)
@@ -178,18 +196,30 @@ class Forecaster(nn.Module):
         outs = [m(x, future, y, base - level) for m in self.members]
         means = torch.stack([o.mean for o in outs]) + base  # (members, batch, horizon, targets)
         mean = means.mean(0)
+        w = 1.0 if window is None else window
+        point = mean if cfg.point == "mean" else median(means)
         if outs[0].scale is None:
-            return ForecastOutput(mean, None, means, None)
+            return ForecastOutput(point * w, None, means * w, None, window)
         scales = torch.stack([o.scale for o in outs])
         var = (scales.pow(2) + means.pow(2)).mean(0) - mean.pow(2)  # variance of the equal-weight mixture
-        return ForecastOutput(mean, var.clamp_min(1e-12).sqrt(), means, scales)
+        return ForecastOutput(point * w, var.clamp_min(1e-12).sqrt() * w, means * w, scales * w, window)
 
     def loss(self, out: ForecastOutput, y: torch.Tensor) -> torch.Tensor:
         """Each member's Gaussian negative log-likelihood per value (or mean squared error without a
-        likelihood), averaged over members: members learn independently, as in a deep ensemble."""
+        likelihood), averaged over members: members learn independently, as in a deep ensemble. With
+        window scaling, in each window's units."""
         mean = out.mean if out.members_mean is None else out.members_mean
         scale = out.scale if out.members_mean is None else out.members_scale
+        if out.window is not None:
+            y, mean = y / out.window, mean / out.window
+            scale = None if scale is None else scale / out.window
         if scale is None:
             return F.mse_loss(mean, y.expand_as(mean))
         z = (y - mean) / scale
         return (0.5 * z.pow(2) + scale.log()).mean() + 0.5 * math.log(2 * math.pi)
+
+
+def median(v: torch.Tensor) -> torch.Tensor:
+    """The median over dim 0 (the lower middle value for an even count, as torch.median), by sorting:
+    exportable to ONNX, which has no median."""
+    return v.sort(0).values[(v.shape[0] - 1) // 2]

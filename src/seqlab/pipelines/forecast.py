@@ -11,6 +11,17 @@ the test part; `evaluate` backtests from origins inside the test part only, agai
 seasonal naive (and, on request, ETS, ARIMA and Theta) refitted at every origin
 (seqlab.pipelines.forecast_backtest).
 
+Two networks (data["network"], chosen from the data by seqlab.forecast.auto unless network= is given):
+  standard  reads the series standardised by the training statistics (log values with log_scale), with
+            calendar features and season-aware window norm, early-stopped on a dev part;
+  scaled    the default for a short positive series of one target without covariates: the M3 global
+            model's recipe on one series. It reads the series divided by classical multiplicative seasonal
+            indices (seqlab.forecast.seasonal, fitted on the training part, stored in data["seasonal"] by
+            calendar position), in the series' units, each window divided by its mean |value| inside the
+            network (input_scale "window"); 3 GRUs, their median; lr 5e-3, cosine over 100 epochs, no dev.
+            Its forecast is multiplied back by the indices and taken into the scaler's units (`raw`), where
+            the combination with ETS/ARIMA/Theta and the conformal intervals work as for the standard one.
+
 Intervals and quantiles are conformal by default (seqlab.forecast.conformal): calibrated after training
 on the errors of rolling-origin refits inside the training part, stored in config.json data["conformal"];
 intervals="gaussian" takes them from the Gaussian head instead.
@@ -28,24 +39,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from seqlab.data.timeseries import (
-    Scaler,
-    TimeSeries,
-    calendar_features,
-)
+from seqlab.data.timeseries import Scaler, TimeSeries, calendar_features, season_position
 from seqlab.data.windows import WindowBatcher, gather, window_origins
 from seqlab.errors import UserError
 from seqlab.export import runtime
 from seqlab.forecast import combine
 from seqlab.forecast.auto import choose
 from seqlab.forecast.backtest import Forecasts
-from seqlab.forecast.conformal import ConformalTable, calibrate, central, parse_quantiles, quantile_name, quantiles_of
+from seqlab.forecast.conformal import ConformalTable, calibrate, central, quantiles_of
+from seqlab.forecast.seasonal import seasonal_indices
 from seqlab.forecast.series import (
     OBJECT_SOURCE,
-    READ_KEYS,
+    READ_KEYS,  # noqa: F401  (for importers)
     auto_lookback,
     load_series,
     lookback_reason,
@@ -60,12 +67,12 @@ from seqlab.models.forecaster import ForecasterConfig
 from seqlab.pipelines.base import Pipeline, finish, run_training, write_text_atomic
 from seqlab.pipelines.forecast_backtest import DEFAULT_ORIGINS, BacktestMixin  # noqa: F401  (DEFAULT_ORIGINS: for importers)
 from seqlab.pipelines.forecast_config import ForecastConfig
+from seqlab.pipelines.forecast_predict import LEVELS, PredictMixin
 from seqlab.pipelines.registry import register_task
 from seqlab.train.checkpoint import task_meta
 from seqlab.train.trainer import TrainConfig
 
 TASK = "forecast"
-LEVELS = (0.8, 0.95)
 DEFAULT_EPOCHS = 100
 
 
@@ -81,7 +88,7 @@ def windows(pipe: Forecaster, s: TimeSeries, origins: np.ndarray, end: int):
 
 
 @register_task
-class Forecaster(BacktestMixin, Pipeline):
+class Forecaster(PredictMixin, BacktestMixin, Pipeline):
     """model + target scaler + covariate scaler + data settings (config.json "data") + the training series."""
 
     task = TASK
@@ -91,6 +98,7 @@ class Forecaster(BacktestMixin, Pipeline):
                  series: TimeSeries | None = None, config: ForecastConfig | None = None):
         self.model, self.scaler, self.cov_scaler, self.data = model, scaler, cov_scaler, data
         self.series, self.config = series, config
+        self.train_config: TrainConfig | None = None  # the Trainer's settings with the chosen lr and schedule
 
     @property
     def lookback(self) -> int:
@@ -121,13 +129,18 @@ class Forecaster(BacktestMixin, Pipeline):
         s = load_series(d) if isinstance(series, (str, Path)) else series_from_object(series, d, dc.freq)
         # settings left None are chosen from the part before the test part (a given one always wins)
         before_test = max(2, min(s.n, test_start_of(s, m.horizon, dc.test, dc.test_start)))
+        plain = len(s.targets) == 1 and not s.covariates.shape[1] and m.decoder == "direct"
+        if m.network == "scaled" and not plain:
+            raise UserError("--network scaled forecasts one target without covariates by the direct decoder; "
+                            "use --network standard")
         auto = choose(s.values[:before_test, 0], s.season, log_scale=dc.log_scale, window_norm=m.window_norm,
                       calendar=dc.calendar, ensemble=m.ensemble, season_given=dc.season is not None,
-                      horizon=m.horizon)
-        s = replace(s, season=auto.season)
-        lookback = dc.lookback or auto_lookback(s, m.horizon, dc.test, dc.test_start, dc.dev)
+                      horizon=m.horizon, network=m.network, plain=plain)
+        s, scaled = replace(s, season=auto.season), auto.network == "scaled"
+        dev = dc.dev if dc.dev is not None or not scaled else 0  # scaled: a fixed schedule, no early stopping
+        lookback = dc.lookback or auto_lookback(s, m.horizon, dc.test, dc.test_start, dev, auto.network)
         if dc.lookback is None:
-            auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback)})")
+            auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback, auto.network)})")
         if m.window_norm is None and auto.window_norm == "season" and lookback < s.season:
             auto.window_norm = "last"
         methods, why = combine.choose(m.combine, before_test, s.values[:before_test], m.horizon, s.season,
@@ -136,28 +149,38 @@ class Forecaster(BacktestMixin, Pipeline):
         if auto.reasons:
             log(auto.line() + " (set any of them to choose)")
         window_norm, ensemble = auto.window_norm, auto.ensemble
-        dev_start, test_start = split_series(s, m.horizon, lookback, dc.test, dc.test_start, dc.dev)
+        dev_start, test_start = split_series(s, m.horizon, lookback, dc.test, dc.test_start, dev)
         scaler = Scaler.fit(s.values[:test_start], auto.log_scale, s.source)
         cov_scaler = Scaler.fit(s.covariates[:test_start]) if s.covariates.shape[1] else None
         calendar = auto.calendar and s.season > 1
         d.update(targets=s.targets, covariates=s.covariate_names, season=s.season, freq=s.freq, calendar=calendar,
                  lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
-        d.update(log_scale=auto.log_scale, window_norm=window_norm, ensemble=ensemble,  # what was chosen
-                 intervals=m.intervals, combine=list(methods))
+        d.update(network=auto.network, log_scale=auto.log_scale, window_norm=window_norm,  # what was chosen
+                 ensemble=ensemble, intervals=m.intervals, combine=list(methods))
+        if scaled:  # classical multiplicative indices by calendar position (ones: no season)
+            d["seasonal"] = seasonal_indices(s.values[:test_start, 0], s.season).tolist() if s.season > 1 else None
+            if d["seasonal"] is not None:  # position k of the training part's season -> calendar position
+                k0 = int(season_position(s.index[:1], s.freq)[0]) % s.season
+                d["seasonal"] = np.roll(d["seasonal"], k0).tolist()
+        m = replace(m, cell=m.cell or ("gru" if scaled else "lstm"))
+        tcfg = replace(tcfg, lr=tcfg.lr or (5e-3 if scaled else 2e-3),
+                       schedule=tcfg.schedule or ("cosine" if scaled else "constant"))
         if window_norm == "season" and not 1 < s.season <= lookback:
             raise UserError(f"--window-norm season needs a season of 2 or more (this series: {s.season}; set "
                             "--season) and a --lookback of at least one season")
         k = s.covariates.shape[1] + (2 if calendar else 0)
         enc = m.encoder_config(0, 0, input_dim=len(s.targets) + k)
         mcfg = ForecasterConfig(enc, len(s.targets), k, m.horizon, m.decoder, m.likelihood, window_norm,
-                                m.teacher_forcing, m.head_dropout, s.season, ensemble)
+                                m.teacher_forcing, m.head_dropout, s.season, ensemble,
+                                "window" if scaled else "none", "median" if scaled else "mean")
         torch.manual_seed(cfg.train.seed)
         try:
             model = ForecastNet(mcfg)
         except ValueError as e:
             raise UserError(str(e)) from None
         pipe = cls(model, scaler, cov_scaler, d, s, cfg)
+        pipe.train_config = tcfg
         x, fut, y = windows(pipe, s, window_origins(0, dev_start, lookback, m.horizon), dev_start)
         batches = WindowBatcher(x, fut, y, tcfg.batch_size, shuffle=True, seed=cfg.train.seed)
         eval_fn = None
@@ -193,10 +216,23 @@ class Forecaster(BacktestMixin, Pipeline):
         return pipe
 
     # ---- inference -----------------------------------------------------------------------------
+    @property
+    def scaled(self) -> bool:
+        """The 'scaled' network: it reads the series divided by its seasonal indices, in the series' units."""
+        return self.data.get("network") == "scaled"
+
+    def factors(self, s: TimeSeries, steps: int) -> np.ndarray:
+        """(steps, 1) the seasonal index of each of the first `steps` steps of `s` (ones: no indices)."""
+        idx = self.data.get("seasonal")
+        if not idx:
+            return np.ones((steps, 1))
+        return np.asarray(idx)[season_position(s.times(0, steps), s.freq) % len(idx)][:, None]
+
     def features(self, s: TimeSeries, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scaled targets (n, targets) and model covariates (steps, covariates): the user's covariates
-        scaled with the training statistics, then the calendar features."""
-        z = self.scaler.transform(s.values)
+        """The network's targets (n, targets) and covariates (steps, covariates). Targets: scaled with the
+        training statistics (the scaled network: divided by the seasonal indices, in the series' units);
+        covariates: the user's, scaled with the training statistics, then the calendar features."""
+        z = s.values / self.factors(s, s.n) if self.scaled else self.scaler.transform(s.values)
         parts = []
         if s.covariates.shape[1]:
             if len(s.covariates) < steps:
@@ -235,12 +271,25 @@ class Forecaster(BacktestMixin, Pipeline):
             if out.scale is not None:
                 scales.append(out.scale.double().cpu())
         mean = torch.cat(means).numpy()
+        sd = torch.cat(scales).numpy() if scales else None
+        if self.scaled:  # series units / seasonal indices -> the scaler's units
+            mean, sd = self.to_scaled(s, np.asarray(origins), mean, sd)
         methods = tuple(self.data.get("combine") or ())
         if methods:  # averaged with classical fits on the steps before each origin (seqlab.forecast.combine)
             other = combine.classical(s.values, np.asarray(origins), self.horizon, self.data["season"],
                                       self.scaler.log, methods)
             mean = combine.average(mean, other, self.scaler)
-        return mean, torch.cat(scales).numpy() if scales else None
+        return mean, sd
+
+    def to_scaled(self, s: TimeSeries, origins: np.ndarray, mean: np.ndarray, sd: np.ndarray | None):
+        """The scaled network's forecast from `origins` (mean, sd (origins, horizon, 1) of the series
+        divided by its seasonal indices) in the scaler's units; a log model's forecast is kept above
+        exp(mean - 5 std) of the training part's log values."""
+        f = self.factors(s, int(origins.max()) + self.horizon)[origins[:, None] + np.arange(self.horizon)]
+        y = mean * f
+        if self.scaler.log:
+            y = np.maximum(y, np.exp(np.asarray(self.scaler.mean) - 5 * np.asarray(self.scaler.std)))
+        return self.scaler.transform(y), None if sd is None else self.scaler.transform_sd(y, sd * f)
 
     def forecast(self, s: TimeSeries, origins: np.ndarray, levels=LEVELS, batch_size: int = 1024,
                  quantiles=()) -> Forecasts:
@@ -260,69 +309,6 @@ class Forecaster(BacktestMixin, Pipeline):
         j = self.data.get("conformal")
         return ConformalTable.from_json(j) if j and self.data.get("intervals") == "conformal" else None
 
-    def training_series(self) -> TimeSeries:
-        """The series this model was trained on: stored in the checkpoint, or (checkpoints written before
-        that) re-read from the file named in its data settings."""
-        if self.series is None:
-            self.series = load_series({k: self.data.get(k) for k in READ_KEYS})
-        return self.series
-
-    def series_for(self, series=None) -> tuple[TimeSeries, bool]:
-        """(the series to forecast, whether it is the training series): the training one when `series` is
-        None; else a path or Python data read with the training settings, checked to have its columns."""
-        if series is None:
-            return self.training_series(), True
-        d = {k: self.data.get(k) for k in READ_KEYS}
-        if isinstance(series, (str, Path)):
-            d["data"] = str(series)
-            s = load_series(d)
-        else:
-            s = series_from_object(series, d, self.data.get("freq"))
-        if s.targets != self.data["targets"] or s.covariate_names != self.data["covariates"]:
-            raise UserError(f"{s.source} has columns {s.targets + s.covariate_names}, but the model was trained "
-                            f"on {self.data['targets'] + self.data['covariates']}")
-        return s, isinstance(series, (str, Path)) and str(series) == self.data["data"]
-
-    def rows(self, s: TimeSeries, origin: int, fc: Forecasts, horizon: int | None = None, labels: bool = True) \
-            -> list[dict]:
-        """One record per step and target of the forecast `fc` (from one origin): time, target, forecast,
-        lo80, hi80, lo95, hi95, the quantiles fc holds (q10, q50, q90, ...) and, where the series has it, the
-        actual value."""
-        H = self.horizon if horizon is None else horizon
-        times = [s.label(origin + i) for i in range(H)] if labels else list(s.times(origin, H))
-        known = min(H, s.n - origin)
-        rows = []
-        for i in range(H):
-            for j, name in enumerate(s.targets):
-                r = {"time": times[i], "target": name, "forecast": float(fc.mean[0, i, j])}
-                for lv, (lo, hi) in sorted(fc.intervals.items()):
-                    r[f"lo{round(lv * 100)}"], r[f"hi{round(lv * 100)}"] = float(lo[0, i, j]), float(hi[0, i, j])
-                for tau, q in sorted(fc.quantiles.items()):
-                    r[quantile_name(tau)] = float(q[0, i, j])
-                if i < known:
-                    r["actual"] = float(s.values[origin + i, j])
-                rows.append(r)
-        return rows
-
-    def predict(self, horizon: int | None = None, series=None, origin=None, levels=LEVELS,
-                quantiles=()) -> pd.DataFrame:
-        """Forecast the next `horizon` steps (at most the trained horizon; default all of it) after the end
-        of the training series (or of `series`: a path or Python data with the same columns), or from
-        `origin` (a time, or a step number without times) using only the history before it.
-
-        A DataFrame, one row per step and target: time, target, forecast, lo80, hi80, lo95, hi95 (conformal
-        or Gaussian intervals), a column per quantile level in `quantiles` (e.g. (0.1, 0.5, 0.9): q10, q50,
-        q90) and actual where the series has it."""
-        if horizon is None:
-            horizon = self.horizon
-        if not 1 <= int(horizon) <= self.horizon:
-            raise UserError(f"horizon {horizon}: this model forecasts 1 to {self.horizon} steps at once; "
-                            f"retrain with horizon={horizon} for more")
-        s, _ = self.series_for(series)
-        at = s.n if origin is None else s.locate(str(origin))
-        fc = self.forecast(s, np.array([at]), levels, quantiles=parse_quantiles(quantiles))
-        return pd.DataFrame(self.rows(s, at, fc, int(horizon), labels=False))
-
     # ---- files ---------------------------------------------------------------------------------
     @property
     def encoder(self) -> None:  # a forecaster reads numbers, not tokens: nothing to unroll
@@ -335,7 +321,8 @@ class Forecaster(BacktestMixin, Pipeline):
     def meta(self, train_cfg=None) -> dict:
         data = {**self.data, "scaler": self.scaler.to_json(),
                 "cov_scaler": self.cov_scaler.to_json() if self.cov_scaler else None}
-        tcfg = train_cfg or (self.config.train.trainer_config(DEFAULT_EPOCHS) if self.config else TrainConfig())
+        tcfg = train_cfg or self.train_config or \
+            (self.config.train.trainer_config(DEFAULT_EPOCHS) if self.config else TrainConfig())
         vocab = {"targets": self.data["targets"]}
         if self.series is not None:
             vocab["series"] = series_to_json(self.series)

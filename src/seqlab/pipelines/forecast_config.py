@@ -6,17 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from seqlab.data.timeseries import FILLS
+from seqlab.forecast.auto import NETWORKS
+from seqlab.models.encoder import CELLS
 from seqlab.models.forecaster import DECODERS, LIKELIHOODS, WINDOW_NORMS
 from seqlab.pipelines.config import Config, choice, num
 from seqlab.pipelines.sections import EncoderSettings, TrainSettings
+from seqlab.train.trainer import SCHEDULES
 
 INTERVALS = ("conformal", "gaussian")  # where the 80%/95% intervals and quantiles come from
 
 
 @dataclass
 class ForecastModel(EncoderSettings):
-    """The recurrent forecaster: encoder, decoder, output distribution."""
+    """The recurrent forecaster: encoder, decoder, output distribution. network None: 'scaled' for a short
+    positive series of one target without covariates, else 'standard' (seqlab.forecast.auto)."""
 
+    network: str | None = choice(None, NETWORKS, allow_none=True)
+    cell: str | None = choice(None, CELLS, allow_none=True)  # None: gru for the scaled network, else lstm
     hidden: int | None = num(64, 1, 65536, allow_none=True)
     dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
     horizon: int = num(12, 1)  # steps forecast at once
@@ -48,7 +54,7 @@ class ForecastData(Config):
     lookback: int | None = num(None, 1, allow_none=True)  # past steps the model reads; None: from the data
     test: int | None = num(None, 0, allow_none=True)  # None: 20% of the series
     test_start: str | None = None  # first time of the test part (instead of test)
-    dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon; 0: none
+    dev: int | None = num(None, 0, allow_none=True)  # None: 10% of the rest, at least the horizon (scaled: 0); 0: none
     log_scale: bool | None = None  # the CLI's --log: model the log; None: when the seasonal swing grows
     calendar: bool | None = None  # the position in the season as known covariates; None: when seasonal
 
@@ -57,6 +63,8 @@ class ForecastData(Config):
 class ForecastTrain(TrainSettings):
     batch: int = num(32, 1)
     patience: int = num(20, 0)
+    lr: float | None = num(None, 0.0, lo_open=True, allow_none=True)  # None: 5e-3 (scaled network), else 2e-3
+    schedule: str | None = choice(None, SCHEDULES, allow_none=True)  # None: cosine (scaled network), else constant
 
 
 @dataclass
