@@ -188,7 +188,8 @@ def _baselines() -> tuple[str, ...]:
     return (*BASELINES, *STATSFORECAST)
 
 
-def defaults_table(names: list[str], out: Path, threads: int, check: bool = False, reuse: bool = False) -> None:
+def defaults_table(names: list[str], out: Path, threads: int, check: bool = False, reuse: bool = False,
+                   seed: int = 1) -> None:
     """Train each series with the defaults through the library and backtest against every baseline
     (`reuse`: the baselines' figures of an earlier run in `out` on the same origins and season)."""
     from seqlab.pipelines import Forecaster
@@ -204,7 +205,7 @@ def defaults_table(names: list[str], out: Path, threads: int, check: bool = Fals
             continue
         lines = []
         t = time.perf_counter()
-        fc = Forecaster.fit(data, horizon=horizon, threads=threads, save_every=0, log=lines.append, **extra)
+        fc = Forecaster.fit(data, horizon=horizon, threads=threads, save_every=0, log=lines.append, seed=seed, **extra)
         secs = time.perf_counter() - t
         chosen = next((x for x in lines if x.startswith("defaults from the data")), "")
         old = results.get(name, {})
@@ -271,7 +272,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if a.defaults or a.check_set:
         names = a.only.split(",") if a.only else list(CHECK if a.check_set else DEFAULTS)
-        defaults_table(names, out, a.threads, check=a.check_set, reuse=a.reuse_baselines)
+        defaults_table(names, out, a.threads, check=a.check_set, reuse=a.reuse_baselines, seed=a.seed)
         return
     names = a.only.split(",") if a.only else [*SERIES, "anchor"]
     path = out / "results.json"
