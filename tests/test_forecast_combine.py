@@ -101,3 +101,24 @@ def test_the_validation_errors_rank_refits_on_the_training_parts_last_horizons(m
     assert methods == ("arima", "theta") and "ETS 3, ARIMA 1, Theta 2" in why
     monkeypatch.setattr(combine, "validation_errors", lambda *a: {})
     assert combine.choose(None, 77, values, 6, 12, False)[0] == combine.CLASSICAL  # nothing to rank on
+
+
+def test_a_history_too_short_to_fit_gives_the_seasonal_naive_forecast():
+    from seqlab.forecast import baselines
+
+    for n in range(1, baselines.MIN_HISTORY):
+        y = np.arange(1.0, n + 1)
+        for name in ("ets", "arima", "theta"):
+            mean, bands = baselines.FUNCTIONS[name](y, 3, 4)
+            assert np.array_equal(mean, baselines.seasonal_naive(y, 3, 4)[0]) and bands == {}
+
+
+@pytest.mark.combine
+def test_a_15_step_series_trains_calibrates_and_predicts():
+    """9 training steps: the calibration refits start from 1 to 3 values (ARIMA raised there before)."""
+    s = pd.Series(np.arange(1.0, 16.0), index=pd.date_range("2000-01", periods=15, freq="MS"))
+    fc = Forecaster.fit(s, horizon=6, threads=1, save_every=0, log=lambda *_: None)  # the defaults: scaled
+    out = fc.predict()
+    cols = ["forecast", "lo80", "hi80", "lo95", "hi95"]
+    assert len(out) == 6 and np.isfinite(out[cols].to_numpy(dtype=float)).all()
+    assert (out["lo80"] <= out["forecast"]).all() and (out["forecast"] <= out["hi80"]).all()

@@ -78,6 +78,23 @@ def one_blas_thread(fit):
     return wrapped
 
 
+MIN_HISTORY = 5  # fewer values than this: ETS, ARIMA and Theta give the seasonal naive forecast instead
+
+
+def short_fallback(fit):
+    """A fitted baseline that gives the seasonal naive forecast (no intervals) on a history too short to fit
+    (fewer than MIN_HISTORY values: a calibration refit early in a short series), where statsmodels raises
+    or returns nonsense."""
+
+    @functools.wraps(fit)
+    def wrapped(y, horizon, season=1, *args, **kw):
+        if len(y) < MIN_HISTORY:
+            return seasonal_naive(y, horizon, season)
+        return fit(y, horizon, season, *args, **kw)
+
+    return wrapped
+
+
 def naive(y: np.ndarray, horizon: int, season: int = 1, log: bool = False):
     return np.repeat(y[-1], horizon), {}
 
@@ -87,6 +104,7 @@ def seasonal_naive(y: np.ndarray, horizon: int, season: int = 1, log: bool = Fal
     return y[len(y) - m + np.arange(horizon) % m], {}
 
 
+@short_fallback
 @one_blas_thread
 def ets(y: np.ndarray, horizon: int, season: int = 1, log: bool = False):
     ExponentialSmoothing = require("statsmodels.tsa.holtwinters", "the ETS baseline").ExponentialSmoothing
@@ -117,6 +135,7 @@ def fourier(t: np.ndarray, season: int, pairs: int = 3) -> np.ndarray:
     return np.concatenate([np.sin(w), np.cos(w)], 1)
 
 
+@short_fallback
 @one_blas_thread
 def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
     SARIMAX = require("statsmodels.tsa.statespace.sarimax", "the ARIMA baseline").SARIMAX
@@ -146,6 +165,7 @@ def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, level
     return back(mean), {lv: (back(lo), back(hi)) for lv, (lo, hi) in bands.items()}
 
 
+@short_fallback
 @one_blas_thread
 def theta(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
     ThetaModel = require("statsmodels.tsa.forecasting.theta", "the Theta baseline").ThetaModel
@@ -196,7 +216,7 @@ def statsforecast_baseline(name: str):
         return mean, {lv: (np.asarray(out[f"lo-{p}"]), np.asarray(out[f"hi-{p}"])) for lv, p in zip(levels, pct)}
 
     fit.__name__ = name
-    return one_blas_thread(fit)
+    return short_fallback(one_blas_thread(fit))
 
 
 FUNCTIONS = {"naive": naive, "seasonal_naive": seasonal_naive, "ets": ets, "arima": arima, "theta": theta,
