@@ -5,6 +5,7 @@ anchor (MAPE, darts' protocol: forecasts from 1959-01 onward, horizon 6, stride 
     .venv/bin/python benchmarks/forecast_table.py [--only air,co2] [--out runs/forecast] [--threads 1]
     .venv/bin/python benchmarks/forecast_table.py --defaults        # no per-series settings at all
     .venv/bin/python benchmarks/forecast_table.py --check-set       # the same on series of other kinds
+    .venv/bin/python benchmarks/forecast_table.py --defaults --stride 1   # origins at every step of the test part
 
 Every model is trained with `seqlab forecast train` on the part of the series before its test part
 (no retraining during the backtest) and scored with `seqlab forecast eval`, which refits the
@@ -189,12 +190,14 @@ def _baselines() -> tuple[str, ...]:
 
 
 def defaults_table(names: list[str], out: Path, threads: int, check: bool = False, reuse: bool = False,
-                   seed: int = 1) -> None:
+                   seed: int = 1, stride: int | None = None) -> None:
     """Train each series with the defaults through the library and backtest against every baseline
-    (`reuse`: the baselines' figures of an earlier run in `out` on the same origins and season)."""
+    (`reuse`: the baselines' figures of an earlier run in `out` on the same origins and season) from the
+    start of the test part, one origin every `stride` steps (None: the horizon, `seqlab forecast eval`'s
+    default; 1: every step, many more, overlapping forecasts, so a steadier estimate)."""
     from seqlab.pipelines import Forecaster
 
-    path = out / ("check_set.json" if check else "defaults.json")
+    path = out / (("check_set" if check else "defaults") + (f"-stride{stride}" if stride else "") + ".json")
     results = json.loads(path.read_text()) if path.exists() else {}
     methods = _baselines()
     for name in names:
@@ -210,12 +213,12 @@ def defaults_table(names: list[str], out: Path, threads: int, check: bool = Fals
         chosen = next((x for x in lines if x.startswith("defaults from the data")), "")
         old = results.get(name, {})
         known = reuse and old.get("season") == fc.data["season"] and all(k in old.get("mase", {}) for k in methods)
-        r = fc.backtest(None, None, horizon, fc.data["test_start_time"], () if known else methods)
+        r = fc.backtest(None, None, stride or horizon, fc.data["test_start_time"], () if known else methods)
         rnn = r["results"]["rnn"]
         if known and old.get("origins") == r["origins"]:  # the baselines do not depend on the model: reuse them
             r["results"] = {**{k: {"mase": old["mase"][k], "seconds": old["seconds"][k]} for k in methods}, "rnn": rnn}
         elif known:
-            r = fc.backtest(None, None, horizon, fc.data["test_start_time"], methods)
+            r = fc.backtest(None, None, stride or horizon, fc.data["test_start_time"], methods)
             rnn = r["results"]["rnn"]
         results[name] = {"mase": {k: v["mase"] for k, v in r["results"].items()}, "origins": r["origins"],
                          "season": fc.data["season"], "horizon": horizon, "steps": fc.data["n"], "chosen": chosen,
@@ -267,12 +270,15 @@ def main() -> None:
                    help="--defaults/--check-set: keep the baselines' figures of an earlier run in --out (same origins)")
     p.add_argument("--check-set", action="store_true",
                    help="the defaults on the extra series of CHECK (statsmodels, pmdarima) instead")
+    p.add_argument("--stride", type=int, default=None,
+                   help="--defaults/--check-set: steps between forecast origins (default: the horizon; 1: every step)")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.defaults or a.check_set:
         names = a.only.split(",") if a.only else list(CHECK if a.check_set else DEFAULTS)
-        defaults_table(names, out, a.threads, check=a.check_set, reuse=a.reuse_baselines, seed=a.seed)
+        defaults_table(names, out, a.threads, check=a.check_set, reuse=a.reuse_baselines, seed=a.seed,
+                       stride=a.stride)
         return
     names = a.only.split(",") if a.only else [*SERIES, "anchor"]
     path = out / "results.json"
