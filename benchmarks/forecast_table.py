@@ -213,12 +213,13 @@ def defaults_table(names: list[str], out: Path, threads: int, check: bool = Fals
         chosen = next((x for x in lines if x.startswith("defaults from the data")), "")
         old = results.get(name, {})
         known = reuse and old.get("season") == fc.data["season"] and all(k in old.get("mase", {}) for k in methods)
-        r = fc.backtest(None, None, stride or horizon, fc.data["test_start_time"], () if known else methods)
+        every = stride or horizon
+        r = fc.backtest(None, None, every, fc.data["test_start_time"], () if known else methods)
         rnn = r["results"]["rnn"]
         if known and old.get("origins") == r["origins"]:  # the baselines do not depend on the model: reuse them
             r["results"] = {**{k: {"mase": old["mase"][k], "seconds": old["seconds"][k]} for k in methods}, "rnn": rnn}
         elif known:
-            r = fc.backtest(None, None, stride or horizon, fc.data["test_start_time"], methods)
+            r = fc.backtest(None, None, every, fc.data["test_start_time"], methods)
             rnn = r["results"]["rnn"]
         results[name] = {"mase": {k: v["mase"] for k, v in r["results"].items()}, "origins": r["origins"],
                          "season": fc.data["season"], "horizon": horizon, "steps": fc.data["n"], "chosen": chosen,

@@ -81,16 +81,17 @@ def one_blas_thread(fit):
 MIN_HISTORY = 5  # fewer values than this: ETS, ARIMA and Theta give the seasonal naive forecast instead
 
 
-def short_fallback(fit):
-    """A fitted baseline that gives the seasonal naive forecast (no intervals) on a history too short to fit
-    (fewer than MIN_HISTORY values: a calibration refit early in a short series), where statsmodels raises
-    or returns nonsense."""
+def fitted(fit):
+    """A baseline fitted by statsmodels or statsforecast: run with one OpenBLAS thread (one_blas_thread),
+    and the seasonal naive forecast (no intervals) on a history too short to fit (fewer than MIN_HISTORY
+    values: a calibration refit early in a short series), where those libraries raise or return nonsense."""
+    one_thread = one_blas_thread(fit)
 
     @functools.wraps(fit)
     def wrapped(y, horizon, season=1, *args, **kw):
         if len(y) < MIN_HISTORY:
             return seasonal_naive(y, horizon, season)
-        return fit(y, horizon, season, *args, **kw)
+        return one_thread(y, horizon, season, *args, **kw)
 
     return wrapped
 
@@ -104,8 +105,7 @@ def seasonal_naive(y: np.ndarray, horizon: int, season: int = 1, log: bool = Fal
     return y[len(y) - m + np.arange(horizon) % m], {}
 
 
-@short_fallback
-@one_blas_thread
+@fitted
 def ets(y: np.ndarray, horizon: int, season: int = 1, log: bool = False):
     ExponentialSmoothing = require("statsmodels.tsa.holtwinters", "the ETS baseline").ExponentialSmoothing
 
@@ -135,8 +135,7 @@ def fourier(t: np.ndarray, season: int, pairs: int = 3) -> np.ndarray:
     return np.concatenate([np.sin(w), np.cos(w)], 1)
 
 
-@short_fallback
-@one_blas_thread
+@fitted
 def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
     SARIMAX = require("statsmodels.tsa.statespace.sarimax", "the ARIMA baseline").SARIMAX
 
@@ -165,8 +164,7 @@ def arima(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, level
     return back(mean), {lv: (back(lo), back(hi)) for lv, (lo, hi) in bands.items()}
 
 
-@short_fallback
-@one_blas_thread
+@fitted
 def theta(y: np.ndarray, horizon: int, season: int = 1, log: bool = False, levels=(0.8, 0.95)):
     ThetaModel = require("statsmodels.tsa.forecasting.theta", "the Theta baseline").ThetaModel
 
@@ -216,7 +214,7 @@ def statsforecast_baseline(name: str):
         return mean, {lv: (np.asarray(out[f"lo-{p}"]), np.asarray(out[f"hi-{p}"])) for lv, p in zip(levels, pct)}
 
     fit.__name__ = name
-    return short_fallback(one_blas_thread(fit))
+    return fitted(fit)
 
 
 FUNCTIONS = {"naive": naive, "seasonal_naive": seasonal_naive, "ets": ets, "arima": arima, "theta": theta,
