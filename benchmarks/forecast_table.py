@@ -164,11 +164,42 @@ CHECK = {
 }
 
 
+M3 = TS / "m3"
+M3_FREQ = {"yearly": "YS", "quarterly": "QS", "monthly": "MS", "other": None}
+
+
+def m3_sample(per_frequency: int, seed: int = 0) -> list[str]:
+    """`per_frequency` M3 series of each frequency drawn at random (seeded; "other" gets half as many):
+    names "m3:N123", a held-out set for the single-series defaults, which were never tuned on them."""
+    info = pd.read_csv(M3 / "m3_info.csv")
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in M3_FREQ:
+        ids = info.series[info.frequency == f].to_numpy()
+        k = max(1, per_frequency // 2) if f == "other" else per_frequency
+        out += [f"m3:{i}" for i in sorted(rng.choice(ids, k, replace=False), key=lambda x: int(x[1:]))]
+    return out
+
+
+def _m3_series(name: str):
+    """(the whole M3 series, its competition horizon): a pandas Series on its calendar (step numbers for
+    "other"). The defaults choose their own test part (the last 20%, at least a horizon)."""
+    sid = name.split(":", 1)[1]
+    info = pd.read_csv(M3 / "m3_info.csv").set_index("series").loc[sid]
+    df = pd.read_csv(M3 / f"m3_{info.frequency}.csv.gz")
+    df = df[df.series == sid]
+    freq = M3_FREQ[info.frequency]
+    index = pd.DatetimeIndex(pd.to_datetime(df.date)) if freq else pd.RangeIndex(len(df))
+    return pd.Series(df.value.to_numpy(float), index=index, name="value"), int(info.horizon)
+
+
 def series_of(name: str):
-    """(data, horizon, extra Forecaster.fit settings) of a DEFAULTS or CHECK series (ImportError: its
-    wheel, e.g. pmdarima, is not installed)."""
+    """(data, horizon, extra Forecaster.fit settings) of a DEFAULTS, CHECK or M3 ("m3:N123") series
+    (ImportError: its wheel, e.g. pmdarima, is not installed)."""
     if name in DEFAULTS:
         return DEFAULTS[name]
+    if name.startswith("m3:"):
+        return (*_m3_series(name), {})
     loader, horizon, _ = CHECK[name]
     return loader(), horizon, {}
 
@@ -189,7 +220,7 @@ def _baselines() -> tuple[str, ...]:
     return (*BASELINES, *STATSFORECAST)
 
 
-def defaults_table(names: list[str], out: Path, threads: int, check: bool = False, reuse: bool = False,
+def defaults_table(names: list[str], out: Path, threads: int, check: bool | str = False, reuse: bool = False,
                    seed: int = 1, stride: int | None = None) -> None:
     """Train each series with the defaults through the library and backtest against every baseline
     (`reuse`: the baselines' figures of an earlier run in `out` on the same origins and season) from the
@@ -197,7 +228,8 @@ def defaults_table(names: list[str], out: Path, threads: int, check: bool = Fals
     default; 1: every step, many more, overlapping forecasts, so a steadier estimate)."""
     from seqlab.pipelines import Forecaster
 
-    path = out / (("check_set" if check else "defaults") + (f"-stride{stride}" if stride else "") + ".json")
+    kind = check if isinstance(check, str) else "check_set" if check else "defaults"
+    path = out / (kind + (f"-stride{stride}" if stride else "") + ".json")
     results = json.loads(path.read_text()) if path.exists() else {}
     methods = _baselines()
     for name in names:
@@ -273,9 +305,17 @@ def main() -> None:
                    help="the defaults on the extra series of CHECK (statsmodels, pmdarima) instead")
     p.add_argument("--stride", type=int, default=None,
                    help="--defaults/--check-set: steps between forecast origins (default: the horizon; 1: every step)")
+    p.add_argument("--m3-sample", type=int, default=0, metavar="N",
+                   help="the defaults on N random M3 series per frequency (N/2 'other'; seeded), scored as "
+                        "--defaults is: a held-out set")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.m3_sample:
+        names = a.only.split(",") if a.only else m3_sample(a.m3_sample)
+        defaults_table(names, out, a.threads, check=f"m3_sample{a.m3_sample}", reuse=a.reuse_baselines,
+                       seed=a.seed, stride=a.stride)
+        return
     if a.defaults or a.check_set:
         names = a.only.split(",") if a.only else list(CHECK if a.check_set else DEFAULTS)
         defaults_table(names, out, a.threads, check=a.check_set, reuse=a.reuse_baselines, seed=a.seed,

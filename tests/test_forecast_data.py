@@ -58,6 +58,39 @@ def test_fill_interpolates_gaps_and_empty_cells(tmp_path):
     assert s.n == 5 and str(s.index[2].date()) == "2000-03-01"
 
 
+def test_a_column_of_step_numbers_is_the_time_axis_and_years_stay_dates(tmp_path):
+    (tmp_path / "steps.csv").write_text("step,y\n" + "".join(f"{i},{10 + i}\n" for i in range(1, 31)))
+    s = read_series(tmp_path / "steps.csv", "step", "y")
+    assert s.freq is None and s.season == 1 and s.n == 30 and s.first_step == 1
+    assert s.label(0) == "1" and s.label(31) == "32" and s.locate("11") == 10  # the file's numbers, not positions
+    (tmp_path / "years.csv").write_text("year,y\n" + "".join(f"{1950 + i},{i}\n" for i in range(10)))
+    y = read_series(tmp_path / "years.csv", "year", "y")
+    assert y.freq == "YS-JAN" and y.label(0) == "1950-01-01"
+    (tmp_path / "gap.csv").write_text("t,y\n1,1\n2,2\n4,4\n5,5\n")
+    with pytest.raises(UserError, match=r"missing step 3 \(after line 3\).*--fill interpolate"):
+        read_series(tmp_path / "gap.csv", "t", "y")
+    g = read_series(tmp_path / "gap.csv", "t", "y", fill="interpolate")
+    np.testing.assert_allclose(g.values[:, 0], [1, 2, 3, 4, 5])
+    for rows, message in ((["1,1", "2,2", "2,3"], r"duplicate step 2 at line 3 and line 4"),
+                          (["1,1", "3,2", "2,3"], r"line 4: step 2 comes after step 3.*sort")):
+        (tmp_path / "bad.csv").write_text("t,y\n" + "\n".join(rows) + "\n")
+        with pytest.raises(UserError, match=message):
+            read_series(tmp_path / "bad.csv", "t", "y")
+
+
+def test_cli_round_trip_on_a_numbered_series(tmp_path, capsys):
+    """M3's "other" series number their steps 1..N: train, eval and predict keep the file's numbering."""
+    y = 100 + np.sin(np.arange(60) / 3) * 10
+    (tmp_path / "s.csv").write_text("step,y\n" + "".join(f"{i + 1},{v:.3f}\n" for i, v in enumerate(y)))
+    run = str(tmp_path / "run")
+    assert main(["forecast", "train", "--data", str(tmp_path / "s.csv"), "--target", "y", "--horizon", "4",
+                 "--out", run, "--combine", "none", "--calibration-folds", "0", *QUICK]) == 0
+    assert main(["forecast", "eval", "--model", run]) == 0
+    capsys.readouterr()
+    assert main(["forecast", "predict", "--model", run, "--output", str(tmp_path / "f.csv")]) == 0
+    assert pd.read_csv(tmp_path / "f.csv")["time"].tolist() == [61, 62, 63, 64]
+
+
 def test_cli_errors_for_short_series_and_bad_dates(tmp_path, capsys):
     short = write_monthly(tmp_path / "short.csv", np.arange(1, 30))
     assert main(["forecast", "train", "--data", str(short), "--lookback", "24", "--horizon", "12",

@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 
 from seqlab.data.readers import read_table
+from seqlab.data.time_axis import check_steps, check_time_axis, infer_freq, season_of, step_numbers
 from seqlab.errors import UserError
+
+__all__ = ["FILLS", "Scaler", "TimeSeries", "build_series", "calendar_features", "infer_freq",
+           "parse_numbers", "read_series", "season_of", "season_position"]
 
 FILLS = ("none", "interpolate", "ffill")
 
@@ -31,7 +35,8 @@ FILLS = ("none", "interpolate", "ffill")
 class TimeSeries:
     """A regular series: `values` (n, targets) observed; `covariates` (n + future, k) known ahead.
 
-    index: the time of each of the n + future steps (DatetimeIndex, or RangeIndex without a time column).
+    index: the time of each of the n + future steps (DatetimeIndex; RangeIndex without a time column, from 0,
+        or of a column of step numbers, from its first one).
     lines: the file line of each observed step (None for series that ship with a package).
     """
 
@@ -58,7 +63,13 @@ class TimeSeries:
         """Times of steps [start, start + steps), extending the index past its end with the frequency."""
         if isinstance(self.index, pd.DatetimeIndex):
             return pd.date_range(self.index[0], periods=start + steps, freq=self.freq)[start:]
-        return pd.RangeIndex(start, start + steps)
+        first = self.first_step
+        return pd.RangeIndex(first + start, first + start + steps)
+
+    @property
+    def first_step(self) -> int:
+        """The number of the first step of a series without dates (0 unless its file numbers its steps)."""
+        return int(self.index.start) if isinstance(self.index, pd.RangeIndex) else 0
 
     def label(self, i: int) -> str:
         """A readable time for step i (also past the end of the index)."""
@@ -75,8 +86,8 @@ class TimeSeries:
             i = int(self.index.searchsorted(t))
         else:
             if not str(when).lstrip("-").isdigit():
-                raise UserError(f"{self.source} has no time column, so give a step number, not {when!r}")
-            i = int(when)
+                raise UserError(f"{self.source} has no dates, so give a step number, not {when!r}")
+            i = int(when) - self.first_step
         if not 0 <= i < self.n:
             raise UserError(f"{when} is outside the observed series ({self.label(0)} .. {self.label(self.n - 1)})")
         return i
@@ -105,7 +116,9 @@ def parse_numbers(col: list[str], name: str, lines: list[int], path) -> np.ndarr
 def _parse_times(col: list[str], name: str, lines: list[int], path, fmt: str | None) -> pd.DatetimeIndex:
     kw = {"format": fmt} if fmt else {}
     try:
-        t = pd.to_datetime(pd.Series(col), errors="coerce", **kw)
+        with warnings.catch_warnings():  # "could not infer format": pandas then reads each cell on its own
+            warnings.simplefilter("ignore", UserWarning)
+            t = pd.to_datetime(pd.Series(col), errors="coerce", **kw)
     except (ValueError, TypeError) as e:  # a bad --time-format
         raise UserError(f"{path}: --time-format {fmt!r} cannot be used ({e})") from None
     bad = np.flatnonzero(t.isna().to_numpy())
@@ -115,77 +128,6 @@ def _parse_times(col: list[str], name: str, lines: list[int], path, fmt: str | N
         raise UserError(f"{path}: line {lines[i]}: cannot read {col[i]!r} in column {name!r} as a date; "
                         f"fix that cell, or {hint}")
     return pd.DatetimeIndex(t)
-
-
-def _candidate_freq(idx: pd.DatetimeIndex) -> str | None:
-    """The regular frequency an index with gaps was meant to have (pd.infer_freq gives up on gaps)."""
-    days = float(np.min((idx[1:] - idx[:-1]) / pd.Timedelta(days=1)))  # gaps only make steps longer
-    starts = bool((idx.day == 1).all())
-    ends = bool(idx.is_month_end.all())
-    if days < 1:
-        return f"{max(1, round(days * 1440))}min"
-    if days < 1.5:
-        return "D"
-    if 6.5 < days < 7.5:
-        return f"W-{idx[0].day_name()[:3].upper()}"
-    if 27 < days < 32:
-        return "MS" if starts else "ME" if ends else None
-    if 88 < days < 93:
-        return "QS" if starts else "QE" if ends else None
-    if 364 < days < 367:
-        return "YS" if starts else "YE" if ends else None
-    return None
-
-
-def infer_freq(idx: pd.DatetimeIndex) -> str | None:
-    """pandas' inferred frequency as a string (e.g. 'MS'), or None for an irregular index."""
-    with warnings.catch_warnings():  # pandas 3 warns that it will return an offset object one day
-        warnings.simplefilter("ignore")
-        f = pd.infer_freq(idx)
-    return getattr(f, "freqstr", f)
-
-
-def season_of(freq: str | None) -> int:
-    """The usual seasonal period of a frequency: monthly 12, quarterly 4, weekly 52, daily 7, hourly 24."""
-    if not freq:
-        return 1
-    f = freq.upper().split("-")[0].lstrip("0123456789")
-    for prefix, m in (("MS", 12), ("ME", 12), ("M", 12), ("QS", 4), ("QE", 4), ("Q", 4), ("W", 52),
-                      ("BH", 8), ("B", 5), ("D", 7), ("H", 24), ("YS", 1), ("YE", 1), ("Y", 1), ("A", 1)):
-        if f.startswith(prefix):
-            return m
-    return 1
-
-
-def check_time_axis(idx: pd.DatetimeIndex, lines: list[int] | None, source: str, fill: str) -> tuple[str, np.ndarray]:
-    """(frequency, positions of the observed rows on the regular grid); errors for bad time axes."""
-    where = (lambda i: f"line {lines[i]}") if lines else (lambda i: f"step {i}")
-    d = np.diff(idx.asi8)
-    if (d == 0).any():
-        i = int(np.flatnonzero(d == 0)[0])
-        raise UserError(f"{source}: duplicate timestamp {idx[i + 1]} at {where(i)} and {where(i + 1)}; "
-                        "keep one row per time step (aggregate the duplicates)")
-    if (d < 0).any():
-        i = int(np.flatnonzero(d < 0)[0])
-        raise UserError(f"{source}: {where(i + 1)}: {idx[i + 1]} comes before {idx[i]} on the row above; "
-                        "sort the file by time")
-    if len(idx) < 3:
-        raise UserError(f"{source}: only {len(idx)} time steps; a series needs many more")
-    freq = infer_freq(idx)
-    if freq is not None:
-        return freq, np.arange(len(idx))
-    freq = _candidate_freq(idx)
-    grid = pd.date_range(idx[0], idx[-1], freq=freq) if freq else None
-    if grid is None or not idx.isin(grid).all():
-        raise UserError(f"{source}: the timestamps are not evenly spaced (no regular frequency found); "
-                        "resample the series to a fixed step first")
-    missing = grid.difference(idx)
-    if fill == "none":
-        i = int(idx.searchsorted(missing[0])) - 1
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise UserError(f"{source}: missing timestamp {missing[0].strftime('%Y-%m-%d %H:%M').removesuffix(' 00:00')}"
-                        f" (after {where(i)}){more} in a {freq} series; add the rows or pass --fill interpolate")
-    return freq, grid.get_indexer(idx)
 
 
 def _fill(a: np.ndarray, how: str, names: list[str], lines, source: str) -> np.ndarray:
@@ -225,6 +167,19 @@ def build_series(index, values: np.ndarray, covariates: np.ndarray, targets: lis
                 lines = [lines[j] for j in np.searchsorted(pos, np.arange(len(grid)), "right") - 1]
         else:
             index = pd.DatetimeIndex(index, freq=freq)
+    elif isinstance(index, np.ndarray):  # numbered steps (step_numbers)
+        pos = check_steps(index, lines, source, fill)
+        first = int(index[0])
+        if pos[-1] + 1 != len(pos):  # gaps as NaN, filled below
+            full = np.full((pos[-1] + 1, values.shape[1]), np.nan)
+            full[pos] = values
+            fullc = np.full((pos[-1] + 1, covariates.shape[1]), np.nan)
+            fullc[pos] = covariates
+            n_obs = int(pos[n_obs - 1]) + 1 if n_obs else 0
+            values, covariates = full, fullc
+            if lines is not None:
+                lines = [lines[j] for j in np.searchsorted(pos, np.arange(len(full)), "right") - 1]
+        index = pd.RangeIndex(first, first + len(values))
     else:
         index = pd.RangeIndex(len(values))
     obs = values[:n_obs]
@@ -255,7 +210,11 @@ def read_series(path, time_col: str | None, targets: str | list[str], covariates
     if cnames:  # trailing rows without targets: the known future of the covariates
         has = ~np.isnan(vals).all(1)
         n_obs = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
-    index = _parse_times(table.column(0), table.columns[0], table.lines, path, time_format) if time_col else None
+    index = None
+    if time_col:
+        index = None if time_format else step_numbers(table.column(0))
+        if index is None:
+            index = _parse_times(table.column(0), table.columns[0], table.lines, path, time_format)
     return build_series(index, vals, covs, names, cov_names, str(path), table.lines, fill, n_obs, season)
 
 

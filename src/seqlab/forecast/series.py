@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from seqlab.data.time_axis import step_numbers
 from seqlab.data.timeseries import TimeSeries, build_series, read_series, season_of
 from seqlab.data.windows import check_length
 from seqlab.errors import UserError
@@ -76,8 +77,10 @@ def series_from_object(obj, d: dict, freq: str | None = None) -> TimeSeries:
             pos = df.columns[int(tc)]  # "0" (the default): the first column, when it holds times, not numbers
             tc = pos if tc != "0" or not pd.api.types.is_numeric_dtype(df[pos]) else tc
         if tc in df.columns:
+            index = None if d.get("time_format") else step_numbers(df[tc].astype(str).tolist())
             try:
-                index = pd.DatetimeIndex(pd.to_datetime(df[tc], format=d.get("time_format")))
+                index = pd.DatetimeIndex(pd.to_datetime(df[tc], format=d.get("time_format"))) if index is None \
+                    else index
             except (ValueError, TypeError) as e:
                 raise UserError(f"cannot read the column {tc!r} of the series as times ({e})") from None
             df = df.drop(columns=tc)
@@ -108,6 +111,8 @@ def series_to_json(s: TimeSeries) -> dict:
     out = {"values": {t: s.values[:, j].tolist() for j, t in enumerate(s.targets)},
            "covariates": {c: s.covariates[:, j].tolist() for j, c in enumerate(s.covariate_names)},
            "steps": len(s.index), "start": None, "freq": s.freq}
+    if s.first_step:
+        out["first_step"] = s.first_step
     if isinstance(s.index, pd.DatetimeIndex):
         out["start"] = s.index[0].isoformat()
         if not pd.date_range(out["start"], periods=len(s.index), freq=s.freq).equals(s.index):
@@ -129,7 +134,8 @@ def series_from_json(j: dict, data: dict) -> TimeSeries:
         elif j.get("start"):
             index = pd.date_range(j["start"], periods=steps, freq=j["freq"])
         else:
-            index = pd.RangeIndex(n)
+            first = int(j.get("first_step", 0))
+            index = pd.RangeIndex(first, first + steps)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"the series stored in this forecaster's vocab.json is damaged ({type(e).__name__}: {e}); "
                         "retrain, or restore the file") from None
