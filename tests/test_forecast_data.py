@@ -78,6 +78,23 @@ def test_a_column_of_step_numbers_is_the_time_axis_and_years_stay_dates(tmp_path
             read_series(tmp_path / "bad.csv", "t", "y")
 
 
+def test_labels_before_year_one_and_within_a_day(tmp_path, capsys):
+    """M3 dates some series from 0000-01-01 (strftime fails there); hourly labels keep the hour, so the
+    stored test start reads back as the same step."""
+    (tmp_path / "y0.csv").write_text("date,y\n" + "".join(f"{i // 12:04d}-{i % 12 + 1:02d}-01,{5 + i % 3}\n"
+                                                          for i in range(40)))
+    s = read_series(tmp_path / "y0.csv", "date", "y")
+    assert s.label(0) == "0000-01-01" and s.label(41) == "0003-06-01"
+    run = str(tmp_path / "run")
+    assert main(["forecast", "train", "--data", str(tmp_path / "y0.csv"), "--target", "y", "--horizon", "3",
+                 "--out", run, "--combine", "none", "--calibration-folds", "0", *QUICK]) == 0
+    assert main(["forecast", "eval", "--model", run]) == 0
+    hours = pd.date_range("2000-01-01", periods=30, freq="h")
+    (tmp_path / "h.csv").write_text("t,y\n" + "".join(f"{t:%Y-%m-%d %H:%M},{i}\n" for i, t in enumerate(hours)))
+    h = read_series(tmp_path / "h.csv", "t", "y")
+    assert h.label(13) == "2000-01-01 13:00" and h.locate(h.label(13)) == 13
+
+
 def test_cli_round_trip_on_a_numbered_series(tmp_path, capsys):
     """M3's "other" series number their steps 1..N: train, eval and predict keep the file's numbering."""
     y = 100 + np.sin(np.arange(60) / 3) * 10

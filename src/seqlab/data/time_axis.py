@@ -17,6 +17,14 @@ import pandas as pd
 from seqlab.errors import UserError
 
 
+def time_label(t: pd.Timestamp) -> str:
+    """'2000-03-01', or '2000-03-01 14:30' off midnight: readable, and read back by pandas. Built from the
+    fields, as Timestamp.strftime fails before year 1 (M3's nominal dates start at 0000-01-01)."""
+    day = f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+    return day + (f" {t.hour:02d}:{t.minute:02d}" if t.hour or t.minute else "") \
+        + (f":{t.second:02d}" if t.second else "")
+
+
 def step_numbers(col: list[str]) -> np.ndarray | None:
     """The integers of a time column that numbers its steps (1, 2, 3, ...: series without a calendar), or
     None when it holds dates. Whole numbers that all look like years (1000-2999) or YYYYMMDD dates are
@@ -96,7 +104,7 @@ def check_time_axis(idx: pd.DatetimeIndex, lines: list[int] | None, source: str,
     if fill == "none":
         i = int(idx.searchsorted(missing[0])) - 1
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise UserError(f"{source}: missing timestamp {missing[0].strftime('%Y-%m-%d %H:%M').removesuffix(' 00:00')}"
+        raise UserError(f"{source}: missing timestamp {time_label(missing[0])}"
                         f" (after {where(i)}){more} in a {freq} series; add the rows or pass --fill interpolate")
     return freq, grid.get_indexer(idx)
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from seqlab.data.readers import read_table
-from seqlab.data.time_axis import check_steps, check_time_axis, infer_freq, season_of, step_numbers
+from seqlab.data.time_axis import check_steps, check_time_axis, infer_freq, season_of, step_numbers, time_label
 from seqlab.errors import UserError
 
 __all__ = ["FILLS", "Scaler", "TimeSeries", "build_series", "calendar_features", "infer_freq",
@@ -74,7 +74,7 @@ class TimeSeries:
     def label(self, i: int) -> str:
         """A readable time for step i (also past the end of the index)."""
         t = self.times(i, 1)[0]
-        return t.strftime("%Y-%m-%d") if isinstance(t, pd.Timestamp) else str(t)
+        return time_label(t) if isinstance(t, pd.Timestamp) else str(t)
 
     def locate(self, when: str) -> int:
         """Index of the first step at or after `when` (a date, or a step number without a time column)."""
