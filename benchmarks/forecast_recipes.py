@@ -126,7 +126,7 @@ def ratios(c: dict, net: dict) -> dict:
         y = v[o[:, None] + np.arange(H)[None, :]]
         score = lambda f, y=y: mase(y, f, scale)  # noqa: E731
         best = min(score(f) for f in other)
-        both = sc.inverse(combine.average(sc.transform(net[k]), other[rows], sc))
+        both = sc.inverse(combine.pool(sc.transform(net[k]), other[rows], sc, "mean"))
         out[f"alone{k}"], out[f"combined{k}"] = score(net[k]) / best, score(both) / best
     return out
 

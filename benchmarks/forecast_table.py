@@ -189,7 +189,7 @@ def _m3_series(name: str):
     df = pd.read_csv(M3 / f"m3_{info.frequency}.csv.gz")
     df = df[df.series == sid]
     freq = M3_FREQ[info.frequency]
-    index = pd.DatetimeIndex(pd.to_datetime(df.date)) if freq else pd.RangeIndex(len(df))
+    index = pd.DatetimeIndex(pd.to_datetime(df.date, format="%Y-%m-%d")) if freq else pd.RangeIndex(len(df))
     return pd.Series(df.value.to_numpy(float), index=index, name="value"), int(info.horizon)
 
 
@@ -308,12 +308,14 @@ def main() -> None:
     p.add_argument("--m3-sample", type=int, default=0, metavar="N",
                    help="the defaults on N random M3 series per frequency (N/2 'other'; seeded), scored as "
                         "--defaults is: a held-out set")
+    p.add_argument("--m3-seed", type=int, default=0, help="--m3-sample: which random sample (default: %(default)s)")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.m3_sample:
-        names = a.only.split(",") if a.only else m3_sample(a.m3_sample)
-        defaults_table(names, out, a.threads, check=f"m3_sample{a.m3_sample}", reuse=a.reuse_baselines,
+        names = a.only.split(",") if a.only else m3_sample(a.m3_sample, a.m3_seed)
+        kind = f"m3_sample{a.m3_sample}" + (f"-seed{a.m3_seed}" if a.m3_seed else "")
+        defaults_table(names, out, a.threads, check=kind, reuse=a.reuse_baselines,
                        seed=a.seed, stride=a.stride)
         return
     if a.defaults or a.check_set:

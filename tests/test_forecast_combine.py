@@ -30,14 +30,26 @@ def test_the_setting_parses_and_the_data_decides_when_none_is_given():
 
 
 @pytest.mark.combine
-def test_a_short_series_is_combined_by_default_and_says_so():
+def test_a_short_series_is_pooled_by_default_with_the_median_and_says_so():
     lines = []
     fc = Forecaster.fit(Y, log=lines.append, **TINY)
-    errors = combine.validation_errors(Y.to_numpy()[:77, None], 6, 12, fc.scaler.log)
-    worst = max(errors, key=errors.get)
-    assert fc.data["combine"] == [m for m in combine.CLASSICAL if m != worst]
-    kept = " and ".join(combine.NAMES[m] for m in fc.data["combine"])
-    assert any(f"combined with {kept} (77 training steps; the two of three" in x for x in lines), lines
+    assert fc.data["combine"] == list(combine.CLASSICAL) and fc.data["combine_rule"] == "median"
+    assert any("the median of the network, ETS, ARIMA and Theta (77 training steps)" in x for x in lines), lines
+    s, _ = fc.series_for(None)
+    origins = np.array([80, 84, 90])
+    pooled = fc.raw(s, origins)[0]
+    fc.data["combine"] = []
+    net = fc.raw(s, origins)[0]
+    other = [fc.scaler.transform(baseline_forecasts(m, s.values, origins, 6, fc.data["season"], fc.scaler.log).mean)
+             for m in combine.CLASSICAL]
+    members = np.stack([net, *other])
+    np.testing.assert_allclose(pooled, np.median(members, 0), rtol=1e-9, atol=1e-9)
+    middle = np.sort(members, 0)[1:3].mean(0)  # of four: the mean of the middle two, never the extremes
+    np.testing.assert_allclose(pooled, middle, rtol=1e-9, atol=1e-9)
+    assert np.abs(pooled - members.mean(0)).max() > 1e-6  # not the mean
+    fc.data.update(combine=list(combine.CLASSICAL))
+    del fc.data["combine_rule"]  # a checkpoint from before the rule was stored: the mean, as it was trained
+    np.testing.assert_allclose(fc.raw(s, origins)[0], members.mean(0), rtol=1e-9, atol=1e-9)
     alone = Forecaster.fit(Y, combine="none", log=lambda s: None, **TINY)
     assert alone.data["combine"] == []
 
@@ -66,11 +78,15 @@ def test_a_classical_value_that_cannot_be_averaged_is_left_out():
     scaler = Scaler.fit(np.array([[1.0], [10.0], [100.0]]), log=True)
     net = scaler.transform(np.array([[[20.0], [30.0]]]))  # (origins 1, horizon 2, targets 1)
     other = np.array([[[[20.0], [-5.0]]], [[[np.nan], [30.0]]]])  # ETS ran below zero, ARIMA failed at step 1
-    got = scaler.inverse(combine.average(net, other, scaler))
-    np.testing.assert_allclose(got[0, :, 0], [20.0, 30.0])  # only the usable values are averaged
+    for rule in ("median", "mean"):
+        got = scaler.inverse(combine.pool(net, other, scaler, rule))
+        np.testing.assert_allclose(got[0, :, 0], [20.0, 30.0])  # only the usable values are pooled
     plain = Scaler.fit(np.array([[1.0], [10.0], [100.0]]), log=False)
-    got = plain.inverse(combine.average(plain.transform(np.array([[[20.0], [30.0]]])), other, plain))
+    z = plain.transform(np.array([[[20.0], [30.0]]]))
+    got = plain.inverse(combine.pool(z, other, plain, "mean"))
     np.testing.assert_allclose(got[0, :, 0], [20.0, (30.0 - 5.0 + 30.0) / 3])  # negatives are fine unlogged
+    got = plain.inverse(combine.pool(z, other, plain))
+    np.testing.assert_allclose(got[0, :, 0], [20.0, 30.0])  # the median of 30, -5, 30
 
 
 def test_eval_says_the_forecast_is_combined(tmp_path, capsys):
@@ -83,11 +99,11 @@ def test_eval_says_the_forecast_is_combined(tmp_path, capsys):
                  "--calibration-folds", "1", "--combine", "theta", "--threads", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["forecast", "eval", "--model", str(out), "--baselines", ""]) == 0
-    assert "rnn: the network's forecast averaged with theta" in capsys.readouterr().out
+    assert "rnn: the median of the network's forecast and theta" in capsys.readouterr().out
 
 
 @pytest.mark.combine
-def test_the_validation_errors_rank_refits_on_the_training_parts_last_horizons(monkeypatch):
+def test_the_validation_errors_score_refits_on_the_training_parts_last_horizons():
     values = Y.to_numpy()[:77, None]
     errors = combine.validation_errors(values, 6, 12, False)
     origins = np.array([77 - 6 * k for k in range(6, 0, -1)])  # 41 .. 71: all after 2 seasons + 2 steps
@@ -96,11 +112,6 @@ def test_the_validation_errors_rank_refits_on_the_training_parts_last_horizons(m
         f = baseline_forecasts(m, values, origins, 6, 12, False).mean
         assert errors[m] == pytest.approx(np.abs(f - y).mean())
     assert combine.validation_errors(values[:33], 6, 12, False) == {}  # one origin (27) after 26 steps: too few
-    monkeypatch.setattr(combine, "validation_errors", lambda *a: {"ets": 3.0, "arima": 1.0, "theta": 2.0})
-    methods, why = combine.choose(None, 77, values, 6, 12, False)
-    assert methods == ("arima", "theta") and "ETS 3, ARIMA 1, Theta 2" in why
-    monkeypatch.setattr(combine, "validation_errors", lambda *a: {})
-    assert combine.choose(None, 77, values, 6, 12, False)[0] == combine.CLASSICAL  # nothing to rank on
 
 
 def test_a_history_too_short_to_fit_gives_the_seasonal_naive_forecast():

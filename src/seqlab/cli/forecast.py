@@ -75,7 +75,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
           f"rnn intervals: {r['intervals']} (coverage80/95: share of actual values inside the nominal "
           "80%/95% intervals)")
     if pipe.data.get("combine"):
-        print(f"rnn: the network's forecast averaged with {', '.join(pipe.data['combine'])} (refitted at every "
+        how = "the median of" if pipe.data.get("combine_rule", "mean") == "median" else "the mean of"
+        print(f"rnn: {how} the network's forecast and {', '.join(pipe.data['combine'])} (refitted at every "
               "origin; train with --combine none for the network alone)")
     cols = ("mae", "rmse", "smape", "mape", "mase", "coverage80", "coverage95", "seconds")
     print(f"{'method':<16}" + "".join(f"{c:>11}" for c in cols))
@@ -207,9 +208,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "mixture (a deep ensemble; steadier on short series) (default: 3 for the scaled network, "
                         "their median; else 5 below 2,000 training steps, else 1)")
     g.add_argument("--combine", default=None,
-                   help="average the network's forecast with classical models refitted on the same history: some "
-                        "of ets,arima,theta, or none (default below 2,000 training steps: the two of the three with "
-                        "the lowest error on the training part's last 6 horizons; else none)")
+                   help="pool the network's forecast with classical models refitted on the same history (the "
+                        "median at each point): some of ets,arima,theta, or none (default below 2,000 training "
+                        "steps: all three; else none)")
     g.add_argument("--head-dropout", type=float, default=0.0, help="dropout before the output layer "
                                                                   "(default: %(default)s)")
     g.add_argument("--intervals", choices=INTERVALS, default="conformal",

@@ -143,8 +143,7 @@ class Forecaster(PredictMixin, BacktestMixin, Pipeline):
             auto.reasons.append(f"lookback {lookback} ({lookback_reason(s, m.horizon, lookback, auto.network)})")
         if m.window_norm is None and auto.window_norm == "season" and lookback < s.season:
             auto.window_norm = "last"
-        methods, why = combine.choose(m.combine, before_test, s.values[:before_test], m.horizon, s.season,
-                                      bool(auto.log_scale))
+        methods, why = combine.choose(m.combine, before_test)
         auto.reasons.append(why)
         if auto.reasons:
             log(auto.line() + " (set any of them to choose)")
@@ -157,7 +156,8 @@ class Forecaster(PredictMixin, BacktestMixin, Pipeline):
                  lookback=lookback, n=s.n, test_start=test_start, dev_start=dev_start,
                  test_start_time=s.label(test_start), first_time=s.label(0), last_time=s.label(s.n - 1))
         d.update(network=auto.network, log_scale=auto.log_scale, window_norm=window_norm,  # what was chosen
-                 ensemble=ensemble, intervals=m.intervals, combine=list(methods))
+                 ensemble=ensemble, intervals=m.intervals, combine=list(methods),
+                 combine_rule="median")
         if scaled:  # classical multiplicative indices by calendar position (ones: no season)
             d["seasonal"] = seasonal_indices(s.values[:test_start, 0], s.season).tolist() if s.season > 1 else None
             if d["seasonal"] is not None:  # position k of the training part's season -> calendar position
@@ -278,7 +278,7 @@ class Forecaster(PredictMixin, BacktestMixin, Pipeline):
         if methods:  # averaged with classical fits on the steps before each origin (seqlab.forecast.combine)
             other = combine.classical(s.values, np.asarray(origins), self.horizon, self.data["season"],
                                       self.scaler.log, methods)
-            mean = combine.average(mean, other, self.scaler)
+            mean = combine.pool(mean, other, self.scaler, self.data.get("combine_rule", "mean"))
         return mean, sd
 
     def to_scaled(self, s: TimeSeries, origins: np.ndarray, mean: np.ndarray, sd: np.ndarray | None):

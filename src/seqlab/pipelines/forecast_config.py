@@ -34,7 +34,7 @@ class ForecastModel(EncoderSettings):
     head_dropout: float = num(0.0, 0.0, 1.0, hi_open=True)
     intervals: str = choice("conformal", INTERVALS)  # conformal: calibrated on the training part; gaussian: the head's
     calibration_folds: int = num(3, 0)  # conformal: rolling-origin refits to calibrate on; 0: the dev part
-    combine: str | None = None  # None: average with ets,arima,theta on short series; 'none'; or some of them
+    combine: str | None = None  # None: the median with ets,arima,theta on short series; "none"; or some of them
 
 
 @dataclass
