@@ -180,3 +180,17 @@ def test_window_norm_anchors_on_the_level_when_a_trend_beats_the_season():
     c = choose(trend, 4, season_given=True, horizon=4)
     assert c.window_norm == "last" and c.calendar and "naive forecast beats" in c.line()
     assert choose(seasonal, 4, season_given=True, horizon=4).window_norm == "season"
+
+
+def test_a_fold_too_short_for_the_lookback_refits_with_one_that_fits():
+    """A 71-month series with an 18-month horizon: the model's lookback (18) leaves no fold of the training
+    part; the refit takes the lookback the defaults choose for the shorter history, so the intervals come
+    from out-of-sample errors, not the in-sample ones (which under-cover)."""
+    y = _seasonal(71)
+    lines = []
+    fc = Forecaster.fit(y, horizon=18, hidden=8, epochs=2, threads=1, save_every=0, combine="none",
+                        calibration_folds=1, log=lines.append)
+    assert fc.lookback == 18 and "1 rolling-origin refits" in fc.conformal.source, lines
+    pinned = Forecaster.fit(y, horizon=18, hidden=8, epochs=2, threads=1, save_every=0, combine="none",
+                            calibration_folds=0, **QUIET)
+    assert "in-sample" in pinned.conformal.source  # what it falls back to without refits

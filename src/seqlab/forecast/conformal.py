@@ -176,7 +176,9 @@ def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.
     """Rolling-origin residuals for calibrating `pipe` (a trained Forecaster) on the training part:
     `folds` refits with its settings (lookback, season, network, log, window norm, ensemble pinned), the k-th on
     the steps before test_start - k * block, each scored on the `block` steps after its own end, so no
-    residual comes from a model fitted (or early-stopped) on its target. In pipe's scaled units.
+    residual comes from a model fitted (or early-stopped) on its target. A fold too short for the model's
+    lookback is refitted with the lookback the defaults choose for it (on short series, out-of-sample errors
+    of a slightly different model calibrate far better than the model's in-sample ones). In pipe's scaled units.
     (residuals (origins, horizon, targets) or None when no fold fits, the folds fitted, block)."""
     H, L, d = pipe.horizon, pipe.lookback, pipe.data
     block = max(H, round(0.1 * test_start))
@@ -184,15 +186,21 @@ def rolling_residuals(pipe, s, config, test_start: int, folds: int) -> tuple[np.
               "window_norm": d["window_norm"], "calendar": d["calendar"], "ensemble": d["ensemble"],
               "network": d.get("network", "standard"),
               "intervals": "gaussian", "save_every": 0, "combine": ",".join(d.get("combine") or ()) or "none"}
+    shorter = {k: v for k, v in pinned.items() if k != "lookback"}  # the defaults' lookback for that history
     target = pipe.scaler.transform(s.values)
     out = []
     for k in range(1, folds + 1):
         cut = test_start - k * block
-        try:
-            fold = type(pipe).fit(s.head(cut + block), config, log=lambda *_: None, **pinned)
-        except UserError:  # too short for one more fold
+        fold = None
+        for settings in (pinned, shorter):
+            try:
+                fold = type(pipe).fit(s.head(cut + block), config, log=lambda *_: None, **settings)
+                break
+            except UserError:  # too short for the model's lookback: try the one that fits; then for any fold
+                continue
+        if fold is None:
             break
-        origins = np.arange(max(L, cut - H + 1), cut + block)
+        origins = np.arange(max(fold.lookback, cut - H + 1), cut + block)
         if d.get("combine"):  # the classical models refit at every origin: a spread-out subset of them
             origins = origins[np.unique(np.linspace(0, len(origins) - 1, MAX_CALIBRATION_ORIGINS).round().astype(int))]
         z = pipe.scaler.transform(fold.forecast(s, origins).mean)
