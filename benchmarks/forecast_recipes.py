@@ -9,9 +9,11 @@ AirPassengers, CO2, El Nino, Nile; the temperatures and sunspots train the netwo
   1. `Forecaster.fit` with its defaults chooses the season, the log scale and the test part (the last 20%);
   2. ETS, ARIMA and Theta are refitted at every test origin (cached in OUT/classical/SERIES.npz) and
      ranked on the training part's last horizons exactly as the default combination ranks them
-     (combine.validation_errors);
+     (combine.validation_errors, as the default combination then did);
   3. each recipe's network forecasts from the same origins, alone and averaged with the two classical
-     models the default keeps (in the Forecaster's scaled units, as combine.average does).
+     models ranked best (in the Forecaster's scaled units, combine.pool's rule "mean"): the default
+     combination when the README's recipe table was measured; the default is now the median of the
+     network and all three (benchmarks/combine_rules.py compares the two rules).
 Scores: MASE / MASE(best of ETS, ARIMA, Theta chosen per series afterwards), their geometric mean per set
 ("six" adds the two long series at their `--defaults` figures, LONG, which no recipe here changes),
 with origins every `horizon` steps (forecast_table's protocol: 1 to 12 forecasts per series) and every
