@@ -260,7 +260,7 @@ class Forecaster(PredictMixin, BacktestMixin, Pipeline):
     @torch.no_grad()
     def raw(self, s: TimeSeries, origins: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
         """The model's mean and Gaussian scale (origins, horizon, targets) in its scaled units (None: no head);
-        with data["combine"], the mean is averaged with those classical models' forecasts."""
+        with data["combine"], the mean is pooled with those classical models' forecasts (data["combine_rule"])."""
         self.model.eval()
         device = next(self.model.parameters()).device
         x, future = self.inputs(s, np.asarray(origins, dtype=np.int64))
@@ -275,7 +275,7 @@ class Forecaster(PredictMixin, BacktestMixin, Pipeline):
         if self.scaled:  # series units / seasonal indices -> the scaler's units
             mean, sd = self.to_scaled(s, np.asarray(origins), mean, sd)
         methods = tuple(self.data.get("combine") or ())
-        if methods:  # averaged with classical fits on the steps before each origin (seqlab.forecast.combine)
+        if methods:  # pooled with classical fits on the steps before each origin (seqlab.forecast.combine)
             other = combine.classical(s.values, np.asarray(origins), self.horizon, self.data["season"],
                                       self.scaler.log, methods)
             mean = combine.pool(mean, other, self.scaler, self.data.get("combine_rule", "mean"))
