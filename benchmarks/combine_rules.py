@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def members(name: str, out: Path, seed: int) -> dict:
-    """{y (origins, horizon), net, ets, arima, theta, snaive (origins, horizon) in scaled units, scale
-    (the MASE denominator in scaled units... kept in series units: `inverse` below), errors (validation
-    MAE of the three)} for one series (cached)."""
+    """{y (origins, horizon), net, ets, arima, theta, snaive (origins, horizon) in the series' units, scale
+    (the in-sample seasonal naive MAE: MASE's denominator), errors (validation MAE of the three), log (the
+    scale the members are pooled in)} for one series (cached)."""
     path = out / (name.replace(":", "_") + ".npz")
     if path.exists():
         z = np.load(path, allow_pickle=False)
@@ -62,13 +62,14 @@ def members(name: str, out: Path, seed: int) -> dict:
     scale = float(np.mean(np.abs(train[season:] - train[:-season])))
     r = {"y": y, "net": net, "ets": cl[0], "arima": cl[1], "theta": cl[2], "snaive": sn,
          "errors": np.array([errors.get(m, np.nan) for m in combine.CLASSICAL]), "scale": np.array(scale),
-         "log": np.array(fc.scaler.log), "mean": np.array(fc.scaler.mean), "std": np.array(fc.scaler.std)}
+         "log": np.array(fc.scaler.log)}
     np.savez(path, **r)
     return r
 
 
 def rules(m: dict) -> dict[str, np.ndarray]:
-    """{rule: forecast (origins, horizon) in series units}, averaging in the scaled (log) units."""
+    """{rule: forecast (origins, horizon) in series units}, pooled in log units for a log series (the
+    standardisation of the scaled units is affine, so it does not change a mean or a median)."""
     log = bool(m["log"])
     fwd = (lambda v: np.log(np.maximum(v, 1e-300))) if log else (lambda v: v)
     inv = np.exp if log else (lambda v: v)

@@ -16,6 +16,7 @@ in <out>/results.json, and markdown tables on stdout.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -171,7 +172,7 @@ M3_FREQ = {"yearly": "YS", "quarterly": "QS", "monthly": "MS", "other": None}
 def m3_sample(per_frequency: int, seed: int = 0) -> list[str]:
     """`per_frequency` M3 series of each frequency drawn at random (seeded; "other" gets half as many):
     names "m3:N123", a held-out set for the single-series defaults, which were never tuned on them."""
-    info = pd.read_csv(M3 / "m3_info.csv")
+    info = _m3_frame("info").reset_index()
     rng = np.random.default_rng(seed)
     out = []
     for f in M3_FREQ:
@@ -181,12 +182,19 @@ def m3_sample(per_frequency: int, seed: int = 0) -> list[str]:
     return out
 
 
+@functools.cache
+def _m3_frame(name: str) -> pd.DataFrame:
+    """m3_info.csv ("info", indexed by series) or one frequency's file, read once per run."""
+    return pd.read_csv(M3 / "m3_info.csv").set_index("series") if name == "info" else \
+        pd.read_csv(M3 / f"m3_{name}.csv.gz")
+
+
 def _m3_series(name: str):
     """(the whole M3 series, its competition horizon): a pandas Series on its calendar (step numbers for
     "other"). The defaults choose their own test part (the last 20%, at least a horizon)."""
     sid = name.split(":", 1)[1]
-    info = pd.read_csv(M3 / "m3_info.csv").set_index("series").loc[sid]
-    df = pd.read_csv(M3 / f"m3_{info.frequency}.csv.gz")
+    info = _m3_frame("info").loc[sid]
+    df = _m3_frame(info.frequency)
     df = df[df.series == sid]
     freq = M3_FREQ[info.frequency]
     index = pd.DatetimeIndex(pd.to_datetime(df.date, format="%Y-%m-%d")) if freq else pd.RangeIndex(len(df))

@@ -78,18 +78,27 @@ def season_of(freq: str | None) -> int:
     return 1
 
 
+def _where(lines: list[int] | None):
+    """Row i as the user can find it: its file line, or its step without a file."""
+    return (lambda i: f"line {lines[i]}") if lines else (lambda i: f"step {i}")
+
+
+def _check_order(d: np.ndarray, source: str, duplicate, before) -> None:
+    """A UserError for the first repeated (d == 0) or backward (d < 0) step of the differences `d` between
+    consecutive rows; `duplicate(i)` and `before(i)` say it for rows i, i + 1."""
+    for bad, say in ((d == 0, duplicate), (d < 0, before)):
+        if bad.any():
+            raise UserError(f"{source}: {say(int(np.flatnonzero(bad)[0]))}")
+
+
 def check_time_axis(idx: pd.DatetimeIndex, lines: list[int] | None, source: str, fill: str) -> tuple[str, np.ndarray]:
     """(frequency, positions of the observed rows on the regular grid); errors for bad time axes."""
-    where = (lambda i: f"line {lines[i]}") if lines else (lambda i: f"step {i}")
-    d = np.diff(idx.asi8)
-    if (d == 0).any():
-        i = int(np.flatnonzero(d == 0)[0])
-        raise UserError(f"{source}: duplicate timestamp {idx[i + 1]} at {where(i)} and {where(i + 1)}; "
-                        "keep one row per time step (aggregate the duplicates)")
-    if (d < 0).any():
-        i = int(np.flatnonzero(d < 0)[0])
-        raise UserError(f"{source}: {where(i + 1)}: {idx[i + 1]} comes before {idx[i]} on the row above; "
-                        "sort the file by time")
+    where = _where(lines)
+    _check_order(np.diff(idx.asi8), source,
+                 lambda i: f"duplicate timestamp {idx[i + 1]} at {where(i)} and {where(i + 1)}; "
+                           "keep one row per time step (aggregate the duplicates)",
+                 lambda i: f"{where(i + 1)}: {idx[i + 1]} comes before {idx[i]} on the row above; "
+                           "sort the file by time")
     if len(idx) < 3:
         raise UserError(f"{source}: only {len(idx)} time steps; a series needs many more")
     freq = infer_freq(idx)
@@ -111,16 +120,13 @@ def check_time_axis(idx: pd.DatetimeIndex, lines: list[int] | None, source: str,
 
 def check_steps(steps: np.ndarray, lines: list[int] | None, source: str, fill: str) -> np.ndarray:
     """Positions of rows numbered `steps` (rows,) on the grid first..last; errors as check_time_axis's."""
-    where = (lambda i: f"line {lines[i]}") if lines else (lambda i: f"step {i}")
+    where = _where(lines)
     d = np.diff(steps)
-    if (d == 0).any():
-        i = int(np.flatnonzero(d == 0)[0])
-        raise UserError(f"{source}: duplicate step {steps[i + 1]} at {where(i)} and {where(i + 1)}; "
-                        "keep one row per time step")
-    if (d < 0).any():
-        i = int(np.flatnonzero(d < 0)[0])
-        raise UserError(f"{source}: {where(i + 1)}: step {steps[i + 1]} comes after step {steps[i]}; "
-                        "sort the file by its step column")
+    _check_order(d, source,
+                 lambda i: f"duplicate step {steps[i + 1]} at {where(i)} and {where(i + 1)}; "
+                           "keep one row per time step",
+                 lambda i: f"{where(i + 1)}: step {steps[i + 1]} comes after step {steps[i]}; "
+                           "sort the file by its step column")
     if (d > 1).any() and fill == "none":
         i = int(np.flatnonzero(d > 1)[0])
         more = int((d - 1).sum()) - 1

@@ -144,6 +144,21 @@ def _fill(a: np.ndarray, how: str, names: list[str], lines, source: str) -> np.n
     return df.to_numpy(float)
 
 
+def _on_grid(pos: np.ndarray, values: np.ndarray, covariates: np.ndarray, lines: list[int] | None, n_obs: int):
+    """The rows put at their positions `pos` (rows,) on the full regular grid, gaps as NaN rows (filled
+    later); a gap step reports the line of the row before it. (values, covariates, lines, n_obs)."""
+    if not len(pos) or pos[-1] + 1 == len(pos):
+        return values, covariates, lines, n_obs
+    n = int(pos[-1]) + 1
+    full = np.full((n, values.shape[1]), np.nan)
+    full[pos] = values
+    fullc = np.full((n, covariates.shape[1]), np.nan)
+    fullc[pos] = covariates
+    if lines is not None:
+        lines = [lines[j] for j in np.searchsorted(pos, np.arange(n), "right") - 1]
+    return full, fullc, lines, (int(pos[n_obs - 1]) + 1 if n_obs else 0)
+
+
 def build_series(index, values: np.ndarray, covariates: np.ndarray, targets: list[str], cov_names: list[str],
                  source: str, lines: list[int] | None = None, fill: str = "none", n_obs: int | None = None,
                  season: int | None = None) -> TimeSeries:
@@ -155,31 +170,13 @@ def build_series(index, values: np.ndarray, covariates: np.ndarray, targets: lis
     freq = None
     if isinstance(index, pd.DatetimeIndex):
         freq, pos = check_time_axis(index, lines, source, fill)
-        if len(pos) and pos[-1] + 1 != len(pos):  # put the rows on the full grid, gaps as NaN
-            grid = pd.date_range(index[0], index[-1], freq=freq)
-            full = np.full((len(grid), values.shape[1]), np.nan)
-            full[pos] = values
-            fullc = np.full((len(grid), covariates.shape[1]), np.nan)
-            fullc[pos] = covariates
-            n_obs = int(pos[n_obs - 1]) + 1 if n_obs else 0
-            index, values, covariates = grid, full, fullc
-            if lines is not None:  # a filled step reports the line of the row before the gap
-                lines = [lines[j] for j in np.searchsorted(pos, np.arange(len(grid)), "right") - 1]
-        else:
-            index = pd.DatetimeIndex(index, freq=freq)
+        values, covariates, lines, n_obs = _on_grid(pos, values, covariates, lines, n_obs)
+        index = pd.DatetimeIndex(index, freq=freq) if len(values) == len(index) else \
+            pd.date_range(index[0], index[-1], freq=freq)
     elif isinstance(index, np.ndarray):  # numbered steps (step_numbers)
         pos = check_steps(index, lines, source, fill)
-        first = int(index[0])
-        if pos[-1] + 1 != len(pos):  # gaps as NaN, filled below
-            full = np.full((pos[-1] + 1, values.shape[1]), np.nan)
-            full[pos] = values
-            fullc = np.full((pos[-1] + 1, covariates.shape[1]), np.nan)
-            fullc[pos] = covariates
-            n_obs = int(pos[n_obs - 1]) + 1 if n_obs else 0
-            values, covariates = full, fullc
-            if lines is not None:
-                lines = [lines[j] for j in np.searchsorted(pos, np.arange(len(full)), "right") - 1]
-        index = pd.RangeIndex(first, first + len(values))
+        values, covariates, lines, n_obs = _on_grid(pos, values, covariates, lines, n_obs)
+        index = pd.RangeIndex(int(index[0]), int(index[0]) + len(values))
     else:
         index = pd.RangeIndex(len(values))
     obs = values[:n_obs]

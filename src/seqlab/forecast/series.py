@@ -78,11 +78,11 @@ def series_from_object(obj, d: dict, freq: str | None = None) -> TimeSeries:
             tc = pos if tc != "0" or not pd.api.types.is_numeric_dtype(df[pos]) else tc
         if tc in df.columns:
             index = None if d.get("time_format") else step_numbers(df[tc].astype(str).tolist())
-            try:
-                index = pd.DatetimeIndex(pd.to_datetime(df[tc], format=d.get("time_format"))) if index is None \
-                    else index
-            except (ValueError, TypeError) as e:
-                raise UserError(f"cannot read the column {tc!r} of the series as times ({e})") from None
+            if index is None:
+                try:
+                    index = pd.DatetimeIndex(pd.to_datetime(df[tc], format=d.get("time_format")))
+                except (ValueError, TypeError) as e:
+                    raise UserError(f"cannot read the column {tc!r} of the series as times ({e})") from None
             df = df.drop(columns=tc)
     cnames = _names(d.get("covariates"))
     tnames = _names(d.get("targets")) or [c for c in df.columns if c not in cnames][:1]
